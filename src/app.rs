@@ -1,0 +1,1 @@
+//! Wiring: builds shared state, spawns tasks, owns shutdown.

@@ -1,0 +1,1 @@
+//! Configuration model, defaults, validation and loading. Imports nothing internal.

@@ -1,0 +1,20 @@
+//! rolegate: a Patroni-aware PostgreSQL proxy.
+//!
+//! # Layout
+//! - [`config`]: the TOML model, defaults, validation and loading. Imports nothing internal.
+//! - [`protocol`]: PostgreSQL v3 framing and the few messages we read or write. No policy.
+//! - [`dcs`]: cluster-state sources (etcd v3 watch, Patroni JSON parsing); writes topology
+//!   only through [`topology::TopologyStore::publish`].
+//! - [`topology`]: plain data about members and roles; derivation is a pure function.
+//! - [`route`]: listeners, candidate selection and balancing, the session registry that
+//!   fences members leaving a role, and cancel-key routing.
+//! - [`session`]: one client connection: startup, forwarding, being killed on role change.
+//! - [`app`]: wiring only: builds shared state, spawns tasks, owns shutdown.
+
+pub mod app;
+pub mod config;
+pub mod dcs;
+pub mod protocol;
+pub mod route;
+pub mod session;
+pub mod topology;

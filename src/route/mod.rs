@@ -1,0 +1,1 @@
+//! Listeners, candidate selection, session registry and cancel routing.
