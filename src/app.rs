@@ -1,1 +1,56 @@
-//! Wiring: builds shared state, spawns tasks, owns shutdown.
+//! Wiring only: builds the shared state, binds the listeners, spawns the DCS watcher,
+//! the fencer and the accept loops, and waits for a signal to stop.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::route::{fence, listener, Listener};
+use crate::session::{self, Shared};
+use crate::topology::TopologyStore;
+
+/// Runs rolegate until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let store = Arc::new(TopologyStore::new());
+    let shared = Arc::new(Shared {
+        topology: store.clone(),
+        cancels: Arc::default(),
+    });
+    let mut bound = Vec::new();
+    for lc in &config.listeners {
+        let tcp = TcpListener::bind(lc.addr)
+            .await
+            .with_context(|| format!("cannot listen on {} (listener {})", lc.addr, lc.display_name()))?;
+        bound.push((tcp, Arc::new(Listener::from_config(lc))));
+    }
+    let listeners: Vec<_> = bound.iter().map(|(_, l)| l.clone()).collect();
+    tokio::spawn(crate::dcs::etcd::run(config.dcs.etcd.clone(), config.dcs_prefix(), store.clone()));
+    tokio::spawn(fence::run(store.clone(), listeners));
+    for (tcp, l) in bound {
+        tracing::info!(listener = %l.name, addr = %l.addr, role = %l.service, "listening");
+        let shared = shared.clone();
+        tokio::spawn(listener::accept_loop(tcp, l, move |l, stream, peer| {
+            session::run(shared.clone(), l, stream, peer)
+        }));
+    }
+    shutdown_signal().await;
+    tracing::info!("stopping");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

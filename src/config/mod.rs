@@ -1,1 +1,106 @@
-//! Configuration model, defaults, validation and loading. Imports nothing internal.
+//! Configuration: the TOML model with defaults ([`model`]), unit parsing ([`units`]),
+//! and loading with whole-file validation. Imports nothing internal.
+
+pub mod model;
+pub mod units;
+
+use std::collections::HashSet;
+use std::path::Path;
+
+pub use model::{
+    Balance, ClusterConfig, Config, DcsConfig, EtcdConfig, ListenerConfig, ListenerRole,
+    LogConfig, LogFormat,
+};
+
+/// Why a config was rejected. The message names the file and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config file {path}: {key}: {message}")]
+    Invalid {
+        path: String,
+        key: String,
+        message: String,
+    },
+}
+
+/// Reads, parses and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Parses and validates config text; `origin` names it in errors.
+pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: origin.to_owned(),
+        message: e.to_string().trim_end().to_owned(),
+    })?;
+    if config.listeners.is_empty() {
+        config.listeners = ListenerConfig::default_layout();
+    }
+    validate(&config).map_err(|(key, message)| ConfigError::Invalid {
+        path: origin.to_owned(),
+        key,
+        message,
+    })?;
+    Ok(config)
+}
+
+fn validate(config: &Config) -> Result<(), (String, String)> {
+    let scope = config.cluster.scope.trim();
+    if scope.is_empty() || scope.contains('/') {
+        return Err(("cluster.scope".into(), "must be a non-empty name without '/'".into()));
+    }
+    if config.dcs.etcd.endpoints.is_empty() {
+        return Err(("dcs.etcd.endpoints".into(), "needs at least one endpoint".into()));
+    }
+    if config.dcs.etcd.username.is_some() != config.dcs.etcd.password.is_some() {
+        return Err(("dcs.etcd.username".into(), "username and password go together".into()));
+    }
+    let mut addrs = HashSet::new();
+    let mut names = HashSet::new();
+    for (i, l) in config.listeners.iter().enumerate() {
+        let key = |k: &str| format!("listener[{i}].{k}");
+        if !addrs.insert(l.addr) {
+            return Err((key("addr"), format!("{} is used by two listeners", l.addr)));
+        }
+        if !names.insert(l.display_name()) {
+            return Err((key("name"), format!("{:?} is used by two listeners", l.display_name())));
+        }
+        if l.role == ListenerRole::Primary && l.max_lag.is_some() {
+            return Err((key("max_lag"), "applies to replica, sync and async listeners only".into()));
+        }
+        if l.connect_wait.0.is_zero() && l.server_connect_timeout.0.is_zero() {
+            return Err((key("server_connect_timeout"), "must be more than 0".into()));
+        }
+    }
+    Ok(())
+}
+
+impl Config {
+    /// The etcd key prefix Patroni writes under: `/<namespace>/<scope>/`, slashes collapsed.
+    #[must_use]
+    pub fn dcs_prefix(&self) -> String {
+        let raw = format!("/{}/{}/", self.cluster.namespace, self.cluster.scope.trim());
+        let mut out = String::with_capacity(raw.len());
+        for c in raw.chars() {
+            if !(c == '/' && out.ends_with('/')) {
+                out.push(c);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

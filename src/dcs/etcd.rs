@@ -1,1 +1,196 @@
-//! etcd v3 watcher.
+//! etcd v3 source: one range read of the Patroni prefix, then one prefix watch from the
+//! read's revision + 1. Every change is applied to a raw key map, parsed, derived and
+//! published. On watch loss, compaction, or etcd restart: re-read and re-watch, with
+//! backoff. Runs under a supervisor so even a panic inside the client only restarts it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::{Certificate, Client, ConnectOptions, EventType, GetOptions, Identity, TlsOptions, WatchOptions};
+
+use super::patroni::cluster_from_keys;
+use crate::config::EtcdConfig;
+use crate::topology::{derive, Topology, TopologyStore};
+
+/// Why one read-and-watch round ended.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("etcd: {0}")]
+    Etcd(#[from] etcd_client::Error),
+    #[error("watch canceled by etcd: {0}")]
+    Canceled(String),
+    #[error("watch start revision compacted (compact revision {0})")]
+    Compacted(i64),
+    #[error("watch stream ended")]
+    Ended,
+    #[error("cannot read TLS file {0}: {1}")]
+    TlsFile(String, std::io::Error),
+}
+
+/// Follows the cluster under `prefix` forever, publishing into `store`.
+pub async fn run(config: EtcdConfig, prefix: String, store: Arc<TopologyStore>) {
+    let mut backoff = Backoff::new(config.retry_backoff_max.0);
+    loop {
+        let round = tokio::spawn(watch_round(config.clone(), prefix.clone(), store.clone()));
+        let result = match round.await {
+            Ok(r) => r,
+            Err(e) => Err((false, WatchError::Canceled(format!("watch task failed: {e}")))),
+        };
+        let (healthy, err) = match result {
+            Ok(()) => (true, WatchError::Ended),
+            Err((healthy, e)) => (healthy, e),
+        };
+        if healthy {
+            backoff.reset();
+        }
+        let wait = backoff.next();
+        tracing::warn!(error = %err, retry_in = ?wait, "lost the etcd watch; re-reading and re-watching");
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// Doubling backoff from 50ms to `max`.
+struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    fn new(max: Duration) -> Self {
+        Self { next: Duration::from_millis(50), max }
+    }
+    fn reset(&mut self) {
+        self.next = Duration::from_millis(50);
+    }
+    fn next(&mut self) -> Duration {
+        let now = self.next.min(self.max);
+        self.next = (self.next * 2).min(self.max);
+        now
+    }
+}
+
+async fn connect(config: &EtcdConfig) -> Result<Client, WatchError> {
+    let mut opts = ConnectOptions::new()
+        .with_connect_timeout(config.dial_timeout.0)
+        .with_keep_alive(config.keepalive_interval.0, config.keepalive_timeout.0)
+        .with_keep_alive_while_idle(true)
+        // A watch on an etcd member that lost quorum is cancelled instead of going silent.
+        .with_require_leader(true);
+    if let (Some(u), Some(p)) = (&config.username, &config.password) {
+        opts = opts.with_user(u.clone(), p.clone());
+    }
+    if let Some(tls) = &config.tls {
+        let read = |p: &std::path::PathBuf| std::fs::read(p).map_err(|e| WatchError::TlsFile(p.display().to_string(), e));
+        let mut t = TlsOptions::new();
+        if let Some(ca) = &tls.ca_file {
+            t = t.ca_certificate(Certificate::from_pem(read(ca)?));
+        }
+        if let (Some(c), Some(k)) = (&tls.cert_file, &tls.key_file) {
+            t = t.identity(Identity::from_pem(read(c)?, read(k)?));
+        }
+        if let Some(d) = &tls.domain {
+            t = t.domain_name(d.clone());
+        }
+        opts = opts.with_tls(t);
+    }
+    Ok(Client::connect(&config.endpoints, Some(opts)).await?)
+}
+
+/// One round: connect, read, watch until something breaks. The error says whether the
+/// round got as far as a working watch (then backoff restarts from the bottom).
+async fn watch_round(config: EtcdConfig, prefix: String, store: Arc<TopologyStore>) -> Result<(), (bool, WatchError)> {
+    let mut client = connect(&config).await.map_err(|e| (false, e))?;
+    let resp = client
+        .get(prefix.as_str(), Some(GetOptions::new().with_prefix()))
+        .await
+        .map_err(|e| (false, e.into()))?;
+    let revision = resp.header().map_or(0, etcd_client::ResponseHeader::revision);
+    let mut keys = BTreeMap::new();
+    for kv in resp.kvs() {
+        if let Some(k) = relative(kv.key(), &prefix) {
+            keys.insert(k, kv.value().to_vec());
+        }
+    }
+    store.touch();
+    publish(&store, &keys, revision);
+    tracing::info!(revision, keys = keys.len(), %prefix, "read cluster state from etcd; watching");
+    let opts = WatchOptions::new().with_prefix().with_start_revision(revision + 1).with_progress_notify();
+    let mut stream = client.watch(prefix.as_str(), Some(opts)).await.map_err(|e| (false, e.into()))?;
+    loop {
+        let msg = stream.message().await.map_err(|e| (true, e.into()))?;
+        let Some(resp) = msg else { return Err((true, WatchError::Ended)) };
+        store.touch();
+        if resp.compact_revision() > 0 {
+            return Err((true, WatchError::Compacted(resp.compact_revision())));
+        }
+        if resp.canceled() {
+            return Err((true, WatchError::Canceled(resp.cancel_reason().to_owned())));
+        }
+        if resp.events().is_empty() {
+            continue; // created or progress notification
+        }
+        let mut rev = revision;
+        for ev in resp.events() {
+            let Some(kv) = ev.kv() else { continue };
+            let Some(k) = relative(kv.key(), &prefix) else { continue };
+            rev = rev.max(kv.mod_revision());
+            match ev.event_type() {
+                EventType::Put => keys.insert(k, kv.value().to_vec()),
+                EventType::Delete => keys.remove(&k),
+            };
+        }
+        publish(&store, &keys, rev);
+    }
+}
+
+fn relative(key: &[u8], prefix: &str) -> Option<String> {
+    let rest = key.strip_prefix(prefix.as_bytes())?;
+    std::str::from_utf8(rest).ok().map(str::to_owned)
+}
+
+fn publish(store: &TopologyStore, keys: &BTreeMap<String, Vec<u8>>, revision: i64) {
+    let topology: Topology = derive(&cluster_from_keys(keys, revision));
+    let before = store.load();
+    let generation = store.publish(topology);
+    if generation != before.generation {
+        log_change(&before, &store.load());
+    }
+}
+
+fn log_change(before: &Topology, after: &Topology) {
+    use crate::topology::Service::{Async, Primary, Replica, Sync};
+    let names = |t: &Topology, s| t.candidates(s, None).map(|m| m.name().to_owned()).collect::<Vec<_>>().join(",");
+    tracing::info!(
+        generation = after.generation,
+        revision = after.revision,
+        leader = after.leader.as_deref().unwrap_or("-"),
+        primary = %names(after, Primary),
+        replicas = %names(after, Replica),
+        sync = %names(after, Sync),
+        r#async = %names(after, Async),
+        was_primary = %names(before, Primary),
+        "topology changed"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_the_cap_and_resets() {
+        let mut b = Backoff::new(Duration::from_millis(300));
+        let got: Vec<_> = (0..5).map(|_| b.next().as_millis()).collect();
+        assert_eq!(got, [50, 100, 200, 300, 300]);
+        b.reset();
+        assert_eq!(b.next().as_millis(), 50);
+    }
+
+    #[test]
+    fn keys_are_made_relative_to_the_prefix() {
+        assert_eq!(relative(b"/service/demo/members/pg1", "/service/demo/"), Some("members/pg1".into()));
+        assert_eq!(relative(b"/service/other/leader", "/service/demo/"), None);
+        assert_eq!(relative(b"/service/demo/\xff", "/service/demo/"), None);
+    }
+}

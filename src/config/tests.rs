@@ -1,0 +1,96 @@
+use std::time::Duration;
+
+use super::*;
+
+const MINIMAL: &str = "[cluster]\nscope = \"demo\"\n";
+
+#[test]
+fn minimal_config_gets_the_autobase_layout() {
+    let c = parse(MINIMAL, "t.toml").unwrap();
+    let ports: Vec<_> = c.listeners.iter().map(|l| (l.addr.port(), l.role)).collect();
+    assert_eq!(
+        ports,
+        [
+            (5000, ListenerRole::Primary),
+            (5001, ListenerRole::Replica),
+            (5002, ListenerRole::Sync),
+            (5003, ListenerRole::Async)
+        ]
+    );
+    assert_eq!(c.listeners[1].max_lag.map(|s| s.0), Some(100 << 20));
+    assert_eq!(c.listeners[2].max_lag, None);
+    assert_eq!(c.listeners[0].connect_wait.0, Duration::from_secs(5));
+    assert_eq!(c.dcs.etcd.endpoints, ["127.0.0.1:2379"]);
+    assert_eq!(c.dcs_prefix(), "/service/demo/");
+}
+
+#[test]
+fn full_listener_config() {
+    let text = r#"
+[cluster]
+scope = "batman"
+namespace = "db"
+[dcs.etcd]
+endpoints = ["10.0.0.1:2379", "http://10.0.0.2:2379"]
+[[listener]]
+addr = "127.0.0.1:6000"
+role = "primary"
+connect_wait = "250ms"
+[[listener]]
+name = "reads"
+addr = "127.0.0.1:6001"
+role = "replica"
+balance = "least-connections"
+max_lag = "16MB"
+"#;
+    let c = parse(text, "t.toml").unwrap();
+    assert_eq!(c.dcs_prefix(), "/db/batman/");
+    assert_eq!(c.listeners.len(), 2);
+    assert_eq!(c.listeners[0].connect_wait.0, Duration::from_millis(250));
+    assert_eq!(c.listeners[1].balance, Balance::LeastConnections);
+    assert_eq!(c.listeners[1].max_lag.map(|s| s.0), Some(16 << 20));
+    assert_eq!(c.listeners[1].display_name(), "reads");
+    assert_eq!(c.listeners[0].display_name(), "primary:6000");
+}
+
+fn error_of(text: &str) -> String {
+    parse(text, "t.toml").unwrap_err().to_string()
+}
+
+#[test]
+fn unknown_keys_and_bad_values_name_the_key() {
+    let e = error_of("[cluster]\nscope = \"demo\"\nscoop = 1\n");
+    assert!(e.contains("scoop"), "{e}");
+    let e = error_of("[cluster]\nscope = \"d\"\n[[listener]]\naddr = \"127.0.0.1:1\"\nrole = \"leader\"\n");
+    assert!(e.contains("leader") && e.contains("role"), "{e}");
+    let e = error_of("[cluster]\nscope = \"d\"\n[[listener]]\naddr = \"127.0.0.1:1\"\nrole = \"replica\"\nmax_lag = \"lots\"\n");
+    assert!(e.contains("max_lag") && e.contains("lots"), "{e}");
+    let e = error_of("[cluster]\nscope = \"d\"\n[[listener]]\naddr = \"nowhere\"\nrole = \"replica\"\n");
+    assert!(e.contains("addr"), "{e}");
+}
+
+#[test]
+fn semantic_errors_name_the_key() {
+    let e = error_of("[cluster]\nscope = \"\"\n");
+    assert!(e.contains("cluster.scope"), "{e}");
+    let two = "[cluster]\nscope = \"d\"\n[[listener]]\naddr = \"127.0.0.1:1\"\nrole = \"replica\"\n[[listener]]\naddr = \"127.0.0.1:1\"\nrole = \"async\"\n";
+    assert!(error_of(two).contains("listener[1].addr"));
+    let lag = "[cluster]\nscope = \"d\"\n[[listener]]\naddr = \"127.0.0.1:1\"\nrole = \"primary\"\nmax_lag = \"1MB\"\n";
+    assert!(error_of(lag).contains("listener[0].max_lag"));
+    let no_ep = "[cluster]\nscope = \"d\"\n[dcs.etcd]\nendpoints = []\n";
+    assert!(error_of(no_ep).contains("dcs.etcd.endpoints"));
+    let user = "[cluster]\nscope = \"d\"\n[dcs.etcd]\nusername = \"u\"\n";
+    assert!(error_of(user).contains("dcs.etcd.username"));
+}
+
+#[test]
+fn missing_cluster_section_is_an_error() {
+    assert!(error_of("").contains("cluster"));
+}
+
+#[test]
+fn shipped_example_config_is_valid() {
+    let text = include_str!("../../config/rolegate.toml");
+    let c = parse(text, "config/rolegate.toml").unwrap();
+    assert_eq!(c.listeners.len(), 4);
+}

@@ -1,0 +1,82 @@
+//! A listener: its settings, its sessions, and the accept loop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+
+use super::SessionRegistry;
+use crate::config::{Balance, ListenerConfig, ListenerRole};
+use crate::topology::{Member, Service, Topology};
+
+/// One listening port and the role it serves.
+pub struct Listener {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub service: Service,
+    pub balance: Balance,
+    /// Bytes; replica services only.
+    pub max_lag: Option<u64>,
+    pub connect_wait: Duration,
+    pub server_connect_timeout: Duration,
+    /// Round-robin position.
+    pub rr: AtomicUsize,
+    pub sessions: Arc<SessionRegistry>,
+}
+
+impl Listener {
+    #[must_use]
+    pub fn from_config(c: &ListenerConfig) -> Self {
+        Self {
+            name: c.display_name(),
+            addr: c.addr,
+            service: match c.role {
+                ListenerRole::Primary => Service::Primary,
+                ListenerRole::Replica => Service::Replica,
+                ListenerRole::Sync => Service::Sync,
+                ListenerRole::Async => Service::Async,
+            },
+            balance: c.balance,
+            max_lag: c.max_lag.map(|s| s.0),
+            connect_wait: c.connect_wait.0,
+            server_connect_timeout: c.server_connect_timeout.0,
+            rr: AtomicUsize::new(0),
+            sessions: Arc::default(),
+        }
+    }
+
+    /// The members this listener may use in `topology`.
+    #[must_use]
+    pub fn candidates<'a>(&self, topology: &'a Topology) -> Vec<&'a Member> {
+        topology.candidates(self.service, self.max_lag).collect()
+    }
+
+    /// Whether `member` may serve this listener in `topology`.
+    #[must_use]
+    pub fn serves(&self, topology: &Topology, member: &str) -> bool {
+        topology.serves(self.service, self.max_lag, member)
+    }
+}
+
+/// Accepts connections forever, handing each to `handle` on its own task.
+/// Accept errors (e.g. out of file descriptors) are logged and retried after a pause.
+pub async fn accept_loop<F, Fut>(tcp: TcpListener, listener: Arc<Listener>, handle: F)
+where
+    F: Fn(Arc<Listener>, TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    loop {
+        match tcp.accept().await {
+            Ok((stream, peer)) => {
+                tokio::spawn(handle(listener.clone(), stream, peer));
+            }
+            Err(e) => {
+                tracing::error!(listener = %listener.name, error = %e, "accept failed; retrying in 100ms");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}

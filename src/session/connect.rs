@@ -1,0 +1,102 @@
+//! Choosing and connecting to a member for a new client, waiting up to the listener's
+//! `connect_wait` for one to appear, and registering the session so fencing can reach it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::Shared;
+use crate::protocol::PgError;
+use crate::route::balance::pick;
+use crate::route::cancel::BackendAddr;
+use crate::route::{KillReason, Listener, SessionGuard};
+use crate::topology::Topology;
+
+/// A connected, registered backend.
+pub struct Backend {
+    pub stream: TcpStream,
+    pub addr: BackendAddr,
+    pub guard: SessionGuard,
+    pub kill: oneshot::Receiver<KillReason>,
+}
+
+/// How often a client waiting for a member retries members that refused it.
+const RETRY_TICK: Duration = Duration::from_millis(250);
+
+/// Connects to a member of the listener's role set, or says why none could be had.
+pub async fn connect(shared: &Shared, listener: &Arc<Listener>) -> Result<Backend, PgError> {
+    let deadline = Instant::now() + listener.connect_wait;
+    let mut changes = shared.topology.subscribe();
+    let mut failed: Vec<String> = Vec::new();
+    let mut last_error: Option<String> = None;
+    loop {
+        let topology = shared.topology.load();
+        let cands: Vec<_> = listener.candidates(&topology).into_iter().filter(|m| !failed.iter().any(|f| f == m.name())).collect();
+        if let Some(m) = pick(&cands, listener.balance, &listener.rr, |n| listener.sessions.count(n)) {
+            let (host, port) = m.addr().unwrap_or(("", 0));
+            let addr = BackendAddr { member: m.name().to_owned(), host: host.to_owned(), port };
+            match try_member(shared, listener, addr).await {
+                Ok(Some(b)) => return Ok(b),
+                Ok(None) => continue, // left the role while we connected: choose again
+                Err(e) => {
+                    tracing::warn!(member = m.name(), error = %e, "cannot connect to member");
+                    last_error = Some(format!("{}: {e}", m.name()));
+                    failed.push(m.name().to_owned());
+                    continue;
+                }
+            }
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(no_member_error(listener, &topology, last_error));
+        }
+        let tick = (now + RETRY_TICK).min(deadline);
+        tokio::select! {
+            _ = changes.changed() => {}
+            () = tokio::time::sleep_until(tick) => failed.clear(),
+        }
+    }
+}
+
+/// Connects to one member; `Ok(None)` if it stopped serving the listener meanwhile.
+async fn try_member(shared: &Shared, listener: &Arc<Listener>, addr: BackendAddr) -> Result<Option<Backend>, String> {
+    let connect = TcpStream::connect((addr.host.as_str(), addr.port));
+    let stream = match tokio::time::timeout(listener.server_connect_timeout, connect).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(_) => return Err(format!("no answer within {:?}", listener.server_connect_timeout)),
+    };
+    let _ = stream.set_nodelay(true);
+    // Register before the final check: a publish after this point fences us, a publish
+    // before it is seen by the check. Either way no byte reaches a member that left.
+    let (guard, kill) = listener.sessions.register(&addr.member);
+    if !listener.serves(&shared.topology.load(), &addr.member) {
+        return Ok(None);
+    }
+    Ok(Some(Backend { stream, addr, guard, kill }))
+}
+
+fn no_member_error(listener: &Listener, topology: &Topology, last_error: Option<String>) -> PgError {
+    let role = listener.service;
+    let waited = listener.connect_wait;
+    let hint = "Check the cluster with `patronictl list`; rolegate follows it and routes as soon as a member has the role.";
+    if let Some(e) = last_error {
+        return PgError::fatal("08001", format!("rolegate: could not connect to any {role} member for listener {} within {waited:?}", listener.name))
+            .with_detail(format!("last error: {e}"))
+            .with_hint(hint);
+    }
+    let state = match (&topology.leader, topology.generation) {
+        (_, 0) => "rolegate has not read the cluster state from the DCS yet".to_owned(),
+        (None, _) => "the cluster has no leader".to_owned(),
+        (Some(l), _) => {
+            let m = topology.member(l).map_or("no member key".to_owned(), |m| format!("{} / {}", m.record.role.as_str(), m.record.state));
+            format!("leader {l} is {m}")
+        }
+    };
+    PgError::fatal("57P03", format!("rolegate: no {role} member is available for listener {} (waited {waited:?})", listener.name))
+        .with_detail(state)
+        .with_hint(hint)
+}

@@ -1,0 +1,136 @@
+//! After the member is chosen: bytes both ways without decoding. Only backend message
+//! headers are followed, to find BackendKeyData (for cancel routing) and to know whether
+//! a FATAL can be injected at a message boundary when the session is fenced.
+
+use std::pin::pin;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+
+use super::connect::Backend;
+use super::Shared;
+use crate::protocol::frame::{parse_backend_key, BoundaryTracker, Seen, BACKEND_KEY_DATA};
+use crate::protocol::{CancelKey, PgError, ProtocolError};
+use crate::route::cancel::{BackendAddr, CancelGuard};
+use crate::route::{CancelMap, KillReason};
+
+const BUF: usize = 8 * 1024;
+
+/// How the copy loop ended.
+enum End {
+    ClientClosed,
+    ServerClosed,
+    Failed(ProtocolError),
+}
+
+/// What the killer needs to know about the client side of the stream.
+#[derive(Default)]
+struct ClientSide {
+    tracker: BoundaryTracker,
+    /// A write to the client is under way (a fence may cut it).
+    writing: bool,
+    cancel_guard: Option<CancelGuard>,
+}
+
+/// Forwards the startup packet, then copies both ways until an end or a fence.
+pub async fn run(shared: &Shared, mut client: TcpStream, backend: Backend, startup: &[u8]) -> Result<(), ProtocolError> {
+    let Backend { mut stream, addr, guard: _guard, kill } = backend;
+    tracing::Span::current().record("member", addr.member.as_str());
+    tracing::info!(member = %addr.member, "routed");
+    stream.write_all(startup).await?;
+    let mut side = ClientSide::default();
+    let (mut cr, mut cw) = client.split();
+    let (mut sr, mut sw) = stream.split();
+    let ended = {
+        let copy = pin!(copy(&mut cr, &mut cw, &mut sr, &mut sw, &mut side, shared, &addr));
+        tokio::select! {
+            end = copy => Ok(end),
+            reason = kill => Err(reason),
+        }
+    };
+    match ended {
+        Ok(End::Failed(e)) => Err(e),
+        Err(Ok(reason)) => {
+            fenced(&mut cw, &side, &reason).await;
+            Ok(())
+        }
+        // Either side closed, or the registry is gone (shutting down).
+        Ok(End::ClientClosed | End::ServerClosed) | Err(Err(_)) => Ok(()),
+    }
+}
+
+/// Tells the client why it is cut off, if the stream is at a message boundary; then closes.
+async fn fenced(cw: &mut WriteHalf<'_>, side: &ClientSide, reason: &KillReason) {
+    tracing::warn!(member = %reason.member, "{}", reason.message);
+    if side.writing || !side.tracker.at_boundary() {
+        return; // mid-message: an injected message would corrupt the stream; just close
+    }
+    let err = PgError::fatal("57P01", reason.message.clone())
+        .with_hint("The cluster changed roles. Reconnect: rolegate routes new connections to the member that now has the role.");
+    let _ = tokio::time::timeout(Duration::from_millis(100), cw.write_all(&err.encode())).await;
+    let _ = cw.shutdown().await;
+}
+
+async fn copy(
+    cr: &mut ReadHalf<'_>,
+    cw: &mut WriteHalf<'_>,
+    sr: &mut ReadHalf<'_>,
+    sw: &mut WriteHalf<'_>,
+    side: &mut ClientSide,
+    shared: &Shared,
+    addr: &BackendAddr,
+) -> End {
+    let mut cbuf = vec![0u8; BUF];
+    let mut sbuf = vec![0u8; BUF];
+    let mut seen: Vec<Seen> = Vec::new();
+    loop {
+        tokio::select! {
+            r = cr.read(&mut cbuf) => match r {
+                Ok(0) | Err(_) => return End::ClientClosed,
+                Ok(n) => if sw.write_all(&cbuf[..n]).await.is_err() { return End::ServerClosed },
+            },
+            r = sr.read(&mut sbuf) => match r {
+                Ok(0) | Err(_) => return End::ServerClosed,
+                Ok(n) => {
+                    let wanted: &[u8] = if side.cancel_guard.is_none() { &[BACKEND_KEY_DATA] } else { &[] };
+                    if let Err((tag, len)) = side.tracker.feed(&sbuf[..n], wanted, &mut seen) {
+                        return End::Failed(ProtocolError::MessageLength { tag: char::from(tag), len });
+                    }
+                    for s in seen.drain(..) {
+                        if let Some((pid, secret)) = parse_backend_key(&s.body) {
+                            let key = CancelKey { pid, secret: secret.into() };
+                            side.cancel_guard = Some(shared.cancels.insert(key, addr.clone()));
+                        }
+                    }
+                    side.writing = true;
+                    if cw.write_all(&sbuf[..n]).await.is_err() { return End::ClientClosed }
+                    side.writing = false;
+                }
+            },
+        }
+    }
+}
+
+/// Sends a CancelRequest to the backend that issued `key`; unknown keys are ignored,
+/// as PostgreSQL does.
+pub async fn cancel(cancels: &CancelMap, key: &CancelKey, raw: &[u8]) {
+    let Some(addr) = cancels.get(key) else {
+        tracing::debug!(pid = key.pid, "cancel request for an unknown key ignored");
+        return;
+    };
+    let send = async {
+        let mut s = TcpStream::connect((addr.host.as_str(), addr.port)).await?;
+        s.write_all(raw).await?;
+        // The server closes after reading; wait for that so the request is not cut short.
+        let mut b = [0u8; 1];
+        let _ = s.read(&mut b).await;
+        Ok::<_, std::io::Error>(())
+    };
+    match tokio::time::timeout(Duration::from_secs(5), send).await {
+        Ok(Ok(())) => tracing::info!(member = %addr.member, pid = key.pid, "cancel request forwarded"),
+        Ok(Err(e)) => tracing::warn!(member = %addr.member, error = %e, "cancel request failed"),
+        Err(_) => tracing::warn!(member = %addr.member, "cancel request timed out"),
+    }
+}
