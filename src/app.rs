@@ -14,10 +14,7 @@ use crate::topology::TopologyStore;
 /// Runs rolegate until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let store = Arc::new(TopologyStore::new());
-    let shared = Arc::new(Shared {
-        topology: store.clone(),
-        cancels: Arc::default(),
-    });
+    let shared = Arc::new(Shared::new(store.clone()));
     let mut bound = Vec::new();
     for lc in &config.listeners {
         let tcp = TcpListener::bind(lc.addr)
@@ -25,9 +22,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {} (listener {})", lc.addr, lc.display_name()))?;
         bound.push((tcp, Arc::new(Listener::from_config(lc))));
     }
-    let listeners: Vec<_> = bound.iter().map(|(_, l)| l.clone()).collect();
     tokio::spawn(crate::dcs::etcd::run(config.dcs.etcd.clone(), config.dcs_prefix(), store.clone()));
-    tokio::spawn(fence::run(store.clone(), listeners));
+    serve(&shared, bound);
+    shutdown_signal().await;
+    tracing::info!("stopping");
+    Ok(())
+}
+
+/// Starts the fencer and one accept loop per bound listener. Whatever feeds
+/// `shared.topology` (the etcd watcher, or a test) drives the routing.
+pub fn serve(shared: &Arc<Shared>, bound: Vec<(TcpListener, Arc<Listener>)>) {
+    let listeners: Vec<_> = bound.iter().map(|(_, l)| l.clone()).collect();
+    tokio::spawn(fence::run(shared.topology.clone(), listeners));
     for (tcp, l) in bound {
         tracing::info!(listener = %l.name, addr = %l.addr, role = %l.service, "listening");
         let shared = shared.clone();
@@ -35,9 +41,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             session::run(shared.clone(), l, stream, peer)
         }));
     }
-    shutdown_signal().await;
-    tracing::info!("stopping");
-    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -30,6 +30,16 @@ pub struct Shared {
     pub cancels: Arc<CancelMap>,
 }
 
+impl Shared {
+    #[must_use]
+    pub fn new(topology: Arc<TopologyStore>) -> Self {
+        Self {
+            topology,
+            cancels: Arc::default(),
+        }
+    }
+}
+
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
 /// Serves one client connection to completion. Never panics on peer input.

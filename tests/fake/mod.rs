@@ -1,0 +1,212 @@
+//! A fake PostgreSQL backend for fast in-process tests of rolegate's own logic (routing,
+//! fencing, cancel). The real-cluster tests use real Patroni and PostgreSQL instead.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use rolegate::config::{Balance, ListenerConfig, ListenerRole};
+use rolegate::config::units::Dur;
+use rolegate::route::Listener;
+use rolegate::session::Shared;
+use rolegate::topology::{derive, TopologyStore};
+
+/// What a fake backend saw.
+#[derive(Default)]
+pub struct Seen {
+    /// Startup packets, cancel packets and later bytes, in arrival order per connection.
+    pub startups: usize,
+    pub cancels: Vec<(i32, Vec<u8>)>,
+    pub bytes_after_startup: usize,
+}
+
+/// A backend that answers every startup with AuthenticationOk, BackendKeyData(pid, secret),
+/// ReadyForQuery, and every later chunk with ReadyForQuery.
+pub struct FakeBackend {
+    pub addr: SocketAddr,
+    pub pid: i32,
+    pub seen: Arc<Mutex<Seen>>,
+}
+
+impl FakeBackend {
+    pub async fn start(pid: i32) -> Self {
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let s = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = tcp.accept().await {
+                tokio::spawn(serve(conn, pid, s.clone()));
+            }
+        });
+        Self { addr, pid, seen }
+    }
+}
+
+async fn serve(mut c: TcpStream, pid: i32, seen: Arc<Mutex<Seen>>) {
+    let mut len = [0u8; 4];
+    if c.read_exact(&mut len).await.is_err() {
+        return;
+    }
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize - 4];
+    if c.read_exact(&mut body).await.is_err() {
+        return;
+    }
+    if body[..4] == 80_877_102u32.to_be_bytes() {
+        let p = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+        seen.lock().unwrap().cancels.push((p, body[8..].to_vec()));
+        return;
+    }
+    seen.lock().unwrap().startups += 1;
+    let mut out = msg(b'R', &0u32.to_be_bytes());
+    let mut key = pid.to_be_bytes().to_vec();
+    key.extend_from_slice(&secret(pid));
+    out.extend(msg(b'K', &key));
+    out.extend(msg(b'Z', b"I"));
+    if c.write_all(&out).await.is_err() {
+        return;
+    }
+    let mut buf = [0u8; 1024];
+    while let Ok(n) = c.read(&mut buf).await {
+        if n == 0 {
+            return;
+        }
+        seen.lock().unwrap().bytes_after_startup += n;
+        if c.write_all(&msg(b'Z', b"I")).await.is_err() {
+            return;
+        }
+    }
+}
+
+pub fn secret(pid: i32) -> [u8; 4] {
+    (pid as u32 ^ 0xdead_beef).to_be_bytes()
+}
+
+pub fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = vec![tag];
+    v.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+    v.extend_from_slice(body);
+    v
+}
+
+pub fn startup_packet(user: &str) -> Vec<u8> {
+    let body = format!("user\0{user}\0database\0postgres\0\0");
+    let mut v = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+    v.extend_from_slice(&196_608u32.to_be_bytes());
+    v.extend_from_slice(body.as_bytes());
+    v
+}
+
+pub fn cancel_packet(pid: i32, secret: &[u8]) -> Vec<u8> {
+    let mut v = ((12 + secret.len()) as u32).to_be_bytes().to_vec();
+    v.extend_from_slice(&80_877_102u32.to_be_bytes());
+    v.extend_from_slice(&pid.to_be_bytes());
+    v.extend_from_slice(secret);
+    v
+}
+
+/// Reads one backend message: (tag, body).
+pub async fn read_msg(c: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
+    let mut h = [0u8; 5];
+    c.read_exact(&mut h).await?;
+    let mut body = vec![0u8; u32::from_be_bytes([h[1], h[2], h[3], h[4]]) as usize - 4];
+    c.read_exact(&mut body).await?;
+    Ok((h[0], body))
+}
+
+/// Fields of an ErrorResponse body, by code byte.
+pub fn error_fields(body: &[u8]) -> BTreeMap<char, String> {
+    body.split(|b| *b == 0)
+        .filter(|f| !f.is_empty())
+        .map(|f| (char::from(f[0]), String::from_utf8_lossy(&f[1..]).into_owned()))
+        .collect()
+}
+
+/// Patroni 4.x member JSON for a member on `addr`.
+pub fn member_json(addr: SocketAddr, role: &str, state: &str, lsn: u64) -> String {
+    format!(
+        r#"{{"conn_url":"postgres://{addr}/postgres","api_url":"http://127.0.0.1:8008/patroni","state":"{state}","role":"{role}","version":"4.1.5","xlog_location":{lsn},"timeline":1}}"#
+    )
+}
+
+/// Raw DCS keys for a sync-mode cluster.
+pub fn keys(leader: Option<&str>, members: &[(&str, String)], sync: Option<&str>) -> BTreeMap<String, Vec<u8>> {
+    let mut k = BTreeMap::new();
+    if let Some(l) = leader {
+        k.insert("leader".into(), l.as_bytes().to_vec());
+        let sync_json = match sync {
+            Some(s) => format!(r#"{{"leader":"{l}","quorum":0,"sync_standby":"{s}"}}"#),
+            None => format!(r#"{{"leader":"{l}","quorum":0,"sync_standby":null}}"#),
+        };
+        k.insert("sync".into(), sync_json.into_bytes());
+    }
+    k.insert("config".into(), br#"{"ttl":20,"loop_wait":2,"synchronous_mode":true}"#.to_vec());
+    k.insert("status".into(), br#"{"optime":1000}"#.to_vec());
+    for (name, json) in members {
+        k.insert(format!("members/{name}"), json.clone().into_bytes());
+    }
+    k
+}
+
+/// A running proxy core fed by a store the test publishes into.
+pub struct Proxy {
+    pub store: Arc<TopologyStore>,
+    pub shared: Arc<Shared>,
+    pub addrs: Vec<SocketAddr>,
+    pub listeners: Vec<Arc<Listener>>,
+}
+
+impl Proxy {
+    pub async fn start(roles: &[(ListenerRole, Option<u64>)], connect_wait: Duration) -> Self {
+        let store = Arc::new(TopologyStore::new());
+        let shared = Arc::new(Shared::new(store.clone()));
+        let mut bound = Vec::new();
+        let mut addrs = Vec::new();
+        for (role, max_lag) in roles {
+            let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = tcp.local_addr().unwrap();
+            let cfg = ListenerConfig {
+                name: None,
+                addr,
+                role: *role,
+                balance: Balance::RoundRobin,
+                max_lag: max_lag.map(rolegate::config::units::ByteSize),
+                connect_wait: Dur(connect_wait),
+                server_connect_timeout: Dur(Duration::from_secs(1)),
+            };
+            addrs.push(addr);
+            bound.push((tcp, Arc::new(Listener::from_config(&cfg))));
+        }
+        let listeners = bound.iter().map(|(_, l)| l.clone()).collect();
+        rolegate::app::serve(&shared, bound);
+        Self { store, shared, addrs, listeners }
+    }
+
+    pub fn publish(&self, keys: &BTreeMap<String, Vec<u8>>) {
+        let state = rolegate::dcs::patroni::cluster_from_keys(keys, 1);
+        self.store.publish(derive(&state));
+    }
+
+    /// Connects to listener `i` and completes the startup; returns the stream and the
+    /// BackendKeyData (pid, secret) the client saw.
+    pub async fn client(&self, i: usize) -> (TcpStream, i32, Vec<u8>) {
+        let mut c = TcpStream::connect(self.addrs[i]).await.unwrap();
+        c.write_all(&startup_packet("app")).await.unwrap();
+        let mut key = (0, Vec::new());
+        loop {
+            let (tag, body) = read_msg(&mut c).await.unwrap();
+            match tag {
+                b'K' => key = (i32::from_be_bytes([body[0], body[1], body[2], body[3]]), body[4..].to_vec()),
+                b'Z' => return (c, key.0, key.1),
+                b'E' => panic!("startup failed: {:?}", error_fields(&body)),
+                _ => {}
+            }
+        }
+    }
+}
