@@ -17,12 +17,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let shared = Arc::new(Shared::new(store.clone()));
     let mut bound = Vec::new();
     for lc in &config.listeners {
-        let tcp = TcpListener::bind(lc.addr)
-            .await
-            .with_context(|| format!("cannot listen on {} (listener {})", lc.addr, lc.display_name()))?;
+        let tcp = TcpListener::bind(lc.addr).await.with_context(|| {
+            format!(
+                "cannot listen on {} (listener {})",
+                lc.addr,
+                lc.display_name()
+            )
+        })?;
         bound.push((tcp, Arc::new(Listener::from_config(lc))));
     }
-    tokio::spawn(crate::dcs::etcd::run(config.dcs.etcd.clone(), config.dcs_prefix(), store.clone()));
+    tokio::spawn(crate::dcs::etcd::run(
+        config.dcs.etcd.clone(),
+        config.dcs_prefix(),
+        store.clone(),
+    ));
     serve(&shared, bound);
     shutdown_signal().await;
     tracing::info!("stopping");

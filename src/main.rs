@@ -31,7 +31,12 @@ fn main() -> ExitCode {
         }
     };
     if cli.check {
-        println!("rolegate: {} is valid ({} listeners, scope {:?})", cli.config.display(), config.listeners.len(), config.cluster.scope);
+        println!(
+            "rolegate: {} is valid ({} listeners, scope {:?})",
+            cli.config.display(),
+            config.listeners.len(),
+            config.cluster.scope
+        );
         return ExitCode::SUCCESS;
     }
     let format = match cli.log_format.as_deref() {
@@ -66,7 +71,9 @@ fn init_logging(level: &str, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

@@ -5,7 +5,9 @@ mod fake;
 
 use std::time::{Duration, Instant};
 
-use fake::{cancel_packet, error_fields, member_json, read_msg, startup_packet, FakeBackend, Proxy};
+use fake::{
+    cancel_packet, error_fields, member_json, read_msg, startup_packet, FakeBackend, Proxy,
+};
 use rolegate::config::ListenerRole::{Async, Primary, Replica, Sync};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -16,10 +18,21 @@ struct Three {
 
 impl Three {
     async fn start() -> Self {
-        Self { b: [FakeBackend::start(101).await, FakeBackend::start(102).await, FakeBackend::start(103).await] }
+        Self {
+            b: [
+                FakeBackend::start(101).await,
+                FakeBackend::start(102).await,
+                FakeBackend::start(103).await,
+            ],
+        }
     }
     /// pg1..pg3 with `leader` primary, others replicas; `sync` names the sync standby.
-    fn keys(&self, leader: &str, sync: Option<&str>, lags: [u64; 3]) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn keys(
+        &self,
+        leader: &str,
+        sync: Option<&str>,
+        lags: [u64; 3],
+    ) -> std::collections::BTreeMap<String, Vec<u8>> {
         let members: Vec<_> = ["pg1", "pg2", "pg3"]
             .iter()
             .zip(&self.b)
@@ -34,7 +47,10 @@ impl Three {
 }
 
 async fn expect_fatal(c: &mut TcpStream) -> std::collections::BTreeMap<char, String> {
-    let (tag, body) = tokio::time::timeout(Duration::from_secs(5), read_msg(c)).await.expect("no message").expect("closed without an error");
+    let (tag, body) = tokio::time::timeout(Duration::from_secs(5), read_msg(c))
+        .await
+        .expect("no message")
+        .expect("closed without an error");
     assert_eq!(tag, b'E', "expected an ErrorResponse");
     let f = error_fields(&body);
     assert_eq!(f[&'S'], "FATAL");
@@ -44,7 +60,16 @@ async fn expect_fatal(c: &mut TcpStream) -> std::collections::BTreeMap<char, Str
 #[tokio::test]
 async fn each_role_reaches_its_members() {
     let three = Three::start().await;
-    let proxy = Proxy::start(&[(Primary, None), (Replica, None), (Sync, None), (Async, None)], Duration::from_secs(1)).await;
+    let proxy = Proxy::start(
+        &[
+            (Primary, None),
+            (Replica, None),
+            (Sync, None),
+            (Async, None),
+        ],
+        Duration::from_secs(1),
+    )
+    .await;
     proxy.publish(&three.keys("pg1", Some("pg2"), [0, 0, 0]));
     let pid = |c: (TcpStream, i32, Vec<u8>)| c.1;
     assert_eq!(pid(proxy.client(0).await), 101);
@@ -53,7 +78,11 @@ async fn each_role_reaches_its_members() {
         replicas.push(pid(proxy.client(1).await));
     }
     replicas.sort_unstable();
-    assert_eq!(replicas, [102, 102, 103, 103], "round-robin over both replicas");
+    assert_eq!(
+        replicas,
+        [102, 102, 103, 103],
+        "round-robin over both replicas"
+    );
     assert_eq!(pid(proxy.client(2).await), 102);
     assert_eq!(pid(proxy.client(3).await), 103);
 }
@@ -73,7 +102,11 @@ async fn leader_change_kills_old_primary_sessions_within_100ms_and_spares_replic
     let took = start.elapsed();
     assert!(took < Duration::from_millis(100), "killed after {took:?}");
     assert_eq!(f[&'C'], "57P01");
-    assert!(f[&'M'].contains("pg1") && f[&'M'].contains("leader is now pg2"), "{}", f[&'M']);
+    assert!(
+        f[&'M'].contains("pg1") && f[&'M'].contains("leader is now pg2"),
+        "{}",
+        f[&'M']
+    );
     assert!(f.contains_key(&'H'));
     // The old primary receives nothing more from the killed session.
     let before = three.b[0].seen.lock().unwrap().bytes_after_startup;
@@ -83,10 +116,16 @@ async fn leader_change_kills_old_primary_sessions_within_100ms_and_spares_replic
     // A replica session on a member that stays a replica is untouched (pg1 joins as replica,
     // pg3 stays; only pg2 left the replica set).
     if rpid == 103 {
-        reader.write_all(&fake::msg(b'Q', b"select 1\0")).await.unwrap();
+        reader
+            .write_all(&fake::msg(b'Q', b"select 1\0"))
+            .await
+            .unwrap();
         assert_eq!(read_msg(&mut reader).await.unwrap().0, b'Z');
     } else {
-        assert_eq!(expect_fatal(&mut reader).await[&'M'].contains("became the leader"), true);
+        assert_eq!(
+            expect_fatal(&mut reader).await[&'M'].contains("became the leader"),
+            true
+        );
     }
     // New connections go to the new leader.
     assert_eq!(proxy.client(0).await.1, 102);
@@ -103,9 +142,17 @@ async fn sync_change_moves_member_between_sync_and_async() {
     assert_eq!(apid, 103);
     proxy.publish(&three.keys("pg1", Some("pg3"), [0, 0, 0]));
     let f = expect_fatal(&mut on_sync).await;
-    assert!(f[&'M'].contains("no longer a synchronous standby"), "{}", f[&'M']);
+    assert!(
+        f[&'M'].contains("no longer a synchronous standby"),
+        "{}",
+        f[&'M']
+    );
     let f = expect_fatal(&mut on_async).await;
-    assert!(f[&'M'].contains("became a synchronous standby"), "{}", f[&'M']);
+    assert!(
+        f[&'M'].contains("became a synchronous standby"),
+        "{}",
+        f[&'M']
+    );
     assert_eq!(proxy.client(0).await.1, 103);
     assert_eq!(proxy.client(1).await.1, 102);
 }
@@ -150,7 +197,11 @@ async fn client_waiting_for_a_role_gets_the_member_that_appears() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!waiting.is_finished());
     proxy.publish(&three.keys("pg3", None, [0, 0, 0]));
-    assert_eq!(waiting.await.unwrap(), b'R', "got AuthenticationOk from the new leader");
+    assert_eq!(
+        waiting.await.unwrap(),
+        b'R',
+        "got AuthenticationOk from the new leader"
+    );
     assert_eq!(three.b[2].seen.lock().unwrap().startups, 1);
 }
 
@@ -171,7 +222,9 @@ async fn cancel_on_any_port_reaches_the_backend_that_issued_the_key() {
     assert_eq!(owner.seen.lock().unwrap().cancels, [(pid, secret.clone())]);
     // A wrong secret is ignored.
     let mut c = TcpStream::connect(proxy.addrs[0]).await.unwrap();
-    c.write_all(&cancel_packet(pid, &[0, 0, 0, 0])).await.unwrap();
+    c.write_all(&cancel_packet(pid, &[0, 0, 0, 0]))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(owner.seen.lock().unwrap().cancels.len(), 1);
 }
@@ -185,13 +238,17 @@ async fn garbage_and_ssl_requests_get_protocol_answers() {
     let mut c = TcpStream::connect(proxy.addrs[0]).await.unwrap();
     c.write_all(&[0, 0, 0, 8, 4, 210, 22, 47]).await.unwrap();
     let mut n = [0u8; 1];
-    tokio::io::AsyncReadExt::read_exact(&mut c, &mut n).await.unwrap();
+    tokio::io::AsyncReadExt::read_exact(&mut c, &mut n)
+        .await
+        .unwrap();
     assert_eq!(&n, b"N");
     c.write_all(&startup_packet("app")).await.unwrap();
     assert_eq!(read_msg(&mut c).await.unwrap().0, b'R');
     // An HTTP request is not PostgreSQL.
     let mut c = TcpStream::connect(proxy.addrs[0]).await.unwrap();
-    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     assert_eq!(expect_fatal(&mut c).await[&'C'], "08P01");
     // An old protocol version is refused with 0A000.
     let mut c = TcpStream::connect(proxy.addrs[0]).await.unwrap();

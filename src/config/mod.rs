@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use std::path::Path;
 
 pub use model::{
-    Balance, ClusterConfig, Config, DcsConfig, EtcdConfig, ListenerConfig, ListenerRole,
-    LogConfig, LogFormat,
+    Balance, ClusterConfig, Config, DcsConfig, EtcdConfig, ListenerConfig, ListenerRole, LogConfig,
+    LogFormat,
 };
 
 /// Why a config was rejected. The message names the file and the key.
@@ -59,13 +59,22 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
 fn validate(config: &Config) -> Result<(), (String, String)> {
     let scope = config.cluster.scope.trim();
     if scope.is_empty() || scope.contains('/') {
-        return Err(("cluster.scope".into(), "must be a non-empty name without '/'".into()));
+        return Err((
+            "cluster.scope".into(),
+            "must be a non-empty name without '/'".into(),
+        ));
     }
     if config.dcs.etcd.endpoints.is_empty() {
-        return Err(("dcs.etcd.endpoints".into(), "needs at least one endpoint".into()));
+        return Err((
+            "dcs.etcd.endpoints".into(),
+            "needs at least one endpoint".into(),
+        ));
     }
     if config.dcs.etcd.username.is_some() != config.dcs.etcd.password.is_some() {
-        return Err(("dcs.etcd.username".into(), "username and password go together".into()));
+        return Err((
+            "dcs.etcd.username".into(),
+            "username and password go together".into(),
+        ));
     }
     let mut addrs = HashSet::new();
     let mut names = HashSet::new();
@@ -75,10 +84,16 @@ fn validate(config: &Config) -> Result<(), (String, String)> {
             return Err((key("addr"), format!("{} is used by two listeners", l.addr)));
         }
         if !names.insert(l.display_name()) {
-            return Err((key("name"), format!("{:?} is used by two listeners", l.display_name())));
+            return Err((
+                key("name"),
+                format!("{:?} is used by two listeners", l.display_name()),
+            ));
         }
         if l.role == ListenerRole::Primary && l.max_lag.is_some() {
-            return Err((key("max_lag"), "applies to replica, sync and async listeners only".into()));
+            return Err((
+                key("max_lag"),
+                "applies to replica, sync and async listeners only".into(),
+            ));
         }
         if l.connect_wait.0.is_zero() && l.server_connect_timeout.0.is_zero() {
             return Err((key("server_connect_timeout"), "must be more than 0".into()));

@@ -7,7 +7,11 @@ const MINIMAL: &str = "[cluster]\nscope = \"demo\"\n";
 #[test]
 fn minimal_config_gets_the_autobase_layout() {
     let c = parse(MINIMAL, "t.toml").unwrap();
-    let ports: Vec<_> = c.listeners.iter().map(|l| (l.addr.port(), l.role)).collect();
+    let ports: Vec<_> = c
+        .listeners
+        .iter()
+        .map(|l| (l.addr.port(), l.role))
+        .collect();
     assert_eq!(
         ports,
         [
@@ -61,11 +65,15 @@ fn error_of(text: &str) -> String {
 fn unknown_keys_and_bad_values_name_the_key() {
     let e = error_of("[cluster]\nscope = \"demo\"\nscoop = 1\n");
     assert!(e.contains("scoop"), "{e}");
-    let e = error_of("[cluster]\nscope = \"d\"\n[[listener]]\naddr = \"127.0.0.1:1\"\nrole = \"leader\"\n");
+    let e = error_of(
+        "[cluster]\nscope = \"d\"\n[[listener]]\naddr = \"127.0.0.1:1\"\nrole = \"leader\"\n",
+    );
     assert!(e.contains("leader") && e.contains("role"), "{e}");
     let e = error_of("[cluster]\nscope = \"d\"\n[[listener]]\naddr = \"127.0.0.1:1\"\nrole = \"replica\"\nmax_lag = \"lots\"\n");
     assert!(e.contains("max_lag") && e.contains("lots"), "{e}");
-    let e = error_of("[cluster]\nscope = \"d\"\n[[listener]]\naddr = \"nowhere\"\nrole = \"replica\"\n");
+    let e = error_of(
+        "[cluster]\nscope = \"d\"\n[[listener]]\naddr = \"nowhere\"\nrole = \"replica\"\n",
+    );
     assert!(e.contains("addr"), "{e}");
 }
 

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{Certificate, Client, ConnectOptions, EventType, GetOptions, Identity, TlsOptions, WatchOptions};
+use etcd_client::{
+    Certificate, Client, ConnectOptions, EventType, GetOptions, Identity, TlsOptions, WatchOptions,
+};
 
 use super::patroni::cluster_from_keys;
 use crate::config::EtcdConfig;
@@ -35,7 +37,10 @@ pub async fn run(config: EtcdConfig, prefix: String, store: Arc<TopologyStore>) 
         let round = tokio::spawn(watch_round(config.clone(), prefix.clone(), store.clone()));
         let result = match round.await {
             Ok(r) => r,
-            Err(e) => Err((false, WatchError::Canceled(format!("watch task failed: {e}")))),
+            Err(e) => Err((
+                false,
+                WatchError::Canceled(format!("watch task failed: {e}")),
+            )),
         };
         let (healthy, err) = match result {
             Ok(()) => (true, WatchError::Ended),
@@ -58,7 +63,10 @@ struct Backoff {
 
 impl Backoff {
     fn new(max: Duration) -> Self {
-        Self { next: Duration::from_millis(50), max }
+        Self {
+            next: Duration::from_millis(50),
+            max,
+        }
     }
     fn reset(&mut self) {
         self.next = Duration::from_millis(50);
@@ -81,7 +89,9 @@ async fn connect(config: &EtcdConfig) -> Result<Client, WatchError> {
         opts = opts.with_user(u.clone(), p.clone());
     }
     if let Some(tls) = &config.tls {
-        let read = |p: &std::path::PathBuf| std::fs::read(p).map_err(|e| WatchError::TlsFile(p.display().to_string(), e));
+        let read = |p: &std::path::PathBuf| {
+            std::fs::read(p).map_err(|e| WatchError::TlsFile(p.display().to_string(), e))
+        };
         let mut t = TlsOptions::new();
         if let Some(ca) = &tls.ca_file {
             t = t.ca_certificate(Certificate::from_pem(read(ca)?));
@@ -99,13 +109,19 @@ async fn connect(config: &EtcdConfig) -> Result<Client, WatchError> {
 
 /// One round: connect, read, watch until something breaks. The error says whether the
 /// round got as far as a working watch (then backoff restarts from the bottom).
-async fn watch_round(config: EtcdConfig, prefix: String, store: Arc<TopologyStore>) -> Result<(), (bool, WatchError)> {
+async fn watch_round(
+    config: EtcdConfig,
+    prefix: String,
+    store: Arc<TopologyStore>,
+) -> Result<(), (bool, WatchError)> {
     let mut client = connect(&config).await.map_err(|e| (false, e))?;
     let resp = client
         .get(prefix.as_str(), Some(GetOptions::new().with_prefix()))
         .await
         .map_err(|e| (false, e.into()))?;
-    let revision = resp.header().map_or(0, etcd_client::ResponseHeader::revision);
+    let revision = resp
+        .header()
+        .map_or(0, etcd_client::ResponseHeader::revision);
     let mut keys = BTreeMap::new();
     for kv in resp.kvs() {
         if let Some(k) = relative(kv.key(), &prefix) {
@@ -115,11 +131,19 @@ async fn watch_round(config: EtcdConfig, prefix: String, store: Arc<TopologyStor
     store.touch();
     publish(&store, &keys, revision);
     tracing::info!(revision, keys = keys.len(), %prefix, "read cluster state from etcd; watching");
-    let opts = WatchOptions::new().with_prefix().with_start_revision(revision + 1).with_progress_notify();
-    let mut stream = client.watch(prefix.as_str(), Some(opts)).await.map_err(|e| (false, e.into()))?;
+    let opts = WatchOptions::new()
+        .with_prefix()
+        .with_start_revision(revision + 1)
+        .with_progress_notify();
+    let mut stream = client
+        .watch(prefix.as_str(), Some(opts))
+        .await
+        .map_err(|e| (false, e.into()))?;
     loop {
         let msg = stream.message().await.map_err(|e| (true, e.into()))?;
-        let Some(resp) = msg else { return Err((true, WatchError::Ended)) };
+        let Some(resp) = msg else {
+            return Err((true, WatchError::Ended));
+        };
         store.touch();
         if resp.compact_revision() > 0 {
             return Err((true, WatchError::Compacted(resp.compact_revision())));
@@ -133,7 +157,9 @@ async fn watch_round(config: EtcdConfig, prefix: String, store: Arc<TopologyStor
         let mut rev = revision;
         for ev in resp.events() {
             let Some(kv) = ev.kv() else { continue };
-            let Some(k) = relative(kv.key(), &prefix) else { continue };
+            let Some(k) = relative(kv.key(), &prefix) else {
+                continue;
+            };
             rev = rev.max(kv.mod_revision());
             match ev.event_type() {
                 EventType::Put => keys.insert(k, kv.value().to_vec()),
@@ -160,7 +186,12 @@ fn publish(store: &TopologyStore, keys: &BTreeMap<String, Vec<u8>>, revision: i6
 
 fn log_change(before: &Topology, after: &Topology) {
     use crate::topology::Service::{Async, Primary, Replica, Sync};
-    let names = |t: &Topology, s| t.candidates(s, None).map(|m| m.name().to_owned()).collect::<Vec<_>>().join(",");
+    let names = |t: &Topology, s| {
+        t.candidates(s, None)
+            .map(|m| m.name().to_owned())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     tracing::info!(
         generation = after.generation,
         revision = after.revision,
@@ -189,7 +220,10 @@ mod tests {
 
     #[test]
     fn keys_are_made_relative_to_the_prefix() {
-        assert_eq!(relative(b"/service/demo/members/pg1", "/service/demo/"), Some("members/pg1".into()));
+        assert_eq!(
+            relative(b"/service/demo/members/pg1", "/service/demo/"),
+            Some("members/pg1".into())
+        );
         assert_eq!(relative(b"/service/other/leader", "/service/demo/"), None);
         assert_eq!(relative(b"/service/demo/\xff", "/service/demo/"), None);
     }

@@ -86,15 +86,15 @@ mod tests {
 
     #[test]
     fn encodes_fields_in_order() {
-        let e = PgError::fatal("57P01", "member pg1 is no longer primary")
-            .with_hint("reconnect");
+        let e = PgError::fatal("57P01", "member pg1 is no longer primary").with_hint("reconnect");
         let b = e.encode();
         assert_eq!(b[0], b'E');
         let len = u32::from_be_bytes([b[1], b[2], b[3], b[4]]) as usize;
         assert_eq!(len + 1, b.len());
         let body = &b[5..];
         let text = String::from_utf8_lossy(body);
-        assert!(text.starts_with("SFATAL\0VFATAL\0C57P01\0Mmember pg1 is no longer primary\0Hreconnect\0"));
+        assert!(text
+            .starts_with("SFATAL\0VFATAL\0C57P01\0Mmember pg1 is no longer primary\0Hreconnect\0"));
         assert_eq!(*body.last().unwrap(), 0);
     }
 }

@@ -44,10 +44,17 @@ impl BoundaryTracker {
 
     /// Feeds `chunk`; messages whose tag is in `wanted` (and body <= 1 KiB) are pushed to `seen`.
     /// Fails on an impossible length (the stream is not PostgreSQL).
-    pub fn feed(&mut self, mut chunk: &[u8], wanted: &[u8], seen: &mut Vec<Seen>) -> Result<(), (u8, u32)> {
+    pub fn feed(
+        &mut self,
+        mut chunk: &[u8],
+        wanted: &[u8],
+        seen: &mut Vec<Seen>,
+    ) -> Result<(), (u8, u32)> {
         while !chunk.is_empty() {
             if self.body_left > 0 {
-                let take = chunk.len().min(usize::try_from(self.body_left).unwrap_or(usize::MAX));
+                let take = chunk
+                    .len()
+                    .min(usize::try_from(self.body_left).unwrap_or(usize::MAX));
                 if let Some((_, body)) = &mut self.collecting {
                     body.extend_from_slice(&chunk[..take]);
                 }
@@ -75,14 +82,22 @@ impl BoundaryTracker {
 
     fn start_message(&mut self, wanted: &[u8], seen: &mut Vec<Seen>) -> Result<(), (u8, u32)> {
         let tag = self.header[0];
-        let len = u32::from_be_bytes([self.header[1], self.header[2], self.header[3], self.header[4]]);
+        let len = u32::from_be_bytes([
+            self.header[1],
+            self.header[2],
+            self.header[3],
+            self.header[4],
+        ]);
         if !(4..=MAX_MESSAGE_LEN).contains(&len) {
             return Err((tag, len));
         }
         self.body_left = u64::from(len - 4);
         if wanted.contains(&tag) && len - 4 <= 1024 {
             if self.body_left == 0 {
-                seen.push(Seen { tag, body: Vec::new() });
+                seen.push(Seen {
+                    tag,
+                    body: Vec::new(),
+                });
             } else {
                 self.collecting = Some((tag, Vec::with_capacity((len - 4) as usize)));
             }
@@ -126,8 +141,17 @@ mod tests {
             t.feed(&stream[split..], b"KZ", &mut seen).unwrap();
             assert!(t.at_boundary(), "split at {split}");
             assert_eq!(seen.len(), 2, "split at {split}");
-            assert_eq!(parse_backend_key(&seen[0].body), Some((42, vec![1, 2, 3, 4])));
-            assert_eq!(seen[1], Seen { tag: b'Z', body: b"I".to_vec() });
+            assert_eq!(
+                parse_backend_key(&seen[0].body),
+                Some((42, vec![1, 2, 3, 4]))
+            );
+            assert_eq!(
+                seen[1],
+                Seen {
+                    tag: b'Z',
+                    body: b"I".to_vec()
+                }
+            );
         }
     }
 
@@ -145,9 +169,14 @@ mod tests {
     #[test]
     fn rejects_impossible_lengths() {
         let mut t = BoundaryTracker::new();
-        assert_eq!(t.feed(&[b'D', 0, 0, 0, 3], b"", &mut Vec::new()), Err((b'D', 3)));
+        assert_eq!(
+            t.feed(&[b'D', 0, 0, 0, 3], b"", &mut Vec::new()),
+            Err((b'D', 3))
+        );
         let mut t = BoundaryTracker::new();
-        assert!(t.feed(&[b'D', 0xff, 0xff, 0xff, 0xff], b"", &mut Vec::new()).is_err());
+        assert!(t
+            .feed(&[b'D', 0xff, 0xff, 0xff, 0xff], b"", &mut Vec::new())
+            .is_err());
     }
 
     #[test]

@@ -34,7 +34,10 @@ pub enum FirstPacket {
     SslRequest,
     GssEncRequest,
     /// `raw` is the whole packet, forwarded to the backend that owns the key.
-    Cancel { key: CancelKey, raw: Bytes },
+    Cancel {
+        key: CancelKey,
+        raw: Bytes,
+    },
 }
 
 impl FirstPacket {
@@ -49,11 +52,15 @@ impl FirstPacket {
 }
 
 /// Reads one first packet. Errors on a closed connection, a bad length or version.
-pub async fn read_first_packet<R: AsyncRead + Unpin>(r: &mut R) -> Result<FirstPacket, ProtocolError> {
+pub async fn read_first_packet<R: AsyncRead + Unpin>(
+    r: &mut R,
+) -> Result<FirstPacket, ProtocolError> {
     let mut len_buf = [0u8; 4];
     match r.read_exact(&mut len_buf).await {
         Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(ProtocolError::Closed),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(ProtocolError::Closed)
+        }
         Err(e) => return Err(e.into()),
     }
     let len = u32::from_be_bytes(len_buf);
@@ -62,10 +69,12 @@ pub async fn read_first_packet<R: AsyncRead + Unpin>(r: &mut R) -> Result<FirstP
     }
     let mut raw = BytesMut::zeroed(len as usize);
     raw[..4].copy_from_slice(&len_buf);
-    r.read_exact(&mut raw[4..]).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => ProtocolError::Closed,
-        _ => e.into(),
-    })?;
+    r.read_exact(&mut raw[4..])
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => ProtocolError::Closed,
+            _ => e.into(),
+        })?;
     parse_first_packet(raw)
 }
 
@@ -78,12 +87,16 @@ pub fn parse_first_packet(raw: BytesMut) -> Result<FirstPacket, ProtocolError> {
         CANCEL_REQUEST if (16..=12 + 256).contains(&raw.len()) => {
             let pid = i32::from_be_bytes([raw[8], raw[9], raw[10], raw[11]]);
             let raw = raw.freeze();
-            let key = CancelKey { pid, secret: raw.slice(12..) };
+            let key = CancelKey {
+                pid,
+                secret: raw.slice(12..),
+            };
             Ok(FirstPacket::Cancel { key, raw })
         }
-        SSL_REQUEST | GSSENC_REQUEST | CANCEL_REQUEST => {
-            Err(ProtocolError::Startup(format!("request code {code} with length {}", raw.len())))
-        }
+        SSL_REQUEST | GSSENC_REQUEST | CANCEL_REQUEST => Err(ProtocolError::Startup(format!(
+            "request code {code} with length {}",
+            raw.len()
+        ))),
         _ => parse_startup(raw, code),
     }
 }

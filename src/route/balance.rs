@@ -60,7 +60,12 @@ mod tests {
         let cands = [&a, &b, &c];
         let rr = AtomicUsize::new(0);
         let got: Vec<_> = (0..6)
-            .map(|_| pick(&cands, Balance::RoundRobin, &rr, |_| 0).unwrap().name().to_owned())
+            .map(|_| {
+                pick(&cands, Balance::RoundRobin, &rr, |_| 0)
+                    .unwrap()
+                    .name()
+                    .to_owned()
+            })
             .collect();
         assert_eq!(got, ["a", "b", "c", "a", "b", "c"]);
     }
@@ -72,10 +77,20 @@ mod tests {
         let rr = AtomicUsize::new(0);
         let load = |n: &str| if n == "b" { 0 } else { 5 };
         for _ in 0..4 {
-            assert_eq!(pick(&cands, Balance::LeastConnections, &rr, load).unwrap().name(), "b");
+            assert_eq!(
+                pick(&cands, Balance::LeastConnections, &rr, load)
+                    .unwrap()
+                    .name(),
+                "b"
+            );
         }
         let mut seen: Vec<_> = (0..3)
-            .map(|_| pick(&cands, Balance::LeastConnections, &rr, |_| 1).unwrap().name().to_owned())
+            .map(|_| {
+                pick(&cands, Balance::LeastConnections, &rr, |_| 1)
+                    .unwrap()
+                    .name()
+                    .to_owned()
+            })
             .collect();
         seen.sort();
         assert_eq!(seen, ["a", "b", "c"]);

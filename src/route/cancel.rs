@@ -40,7 +40,10 @@ impl CancelMap {
     /// Records the key a backend sent its client.
     pub fn insert(self: &Arc<Self>, key: CancelKey, addr: BackendAddr) -> CancelGuard {
         self.lock().insert(key.clone(), addr);
-        CancelGuard { map: self.clone(), key }
+        CancelGuard {
+            map: self.clone(),
+            key,
+        }
     }
 
     /// The backend that issued `key`, if its session is still alive.
@@ -68,11 +71,21 @@ mod tests {
     #[test]
     fn keys_live_as_long_as_their_guard() {
         let map = Arc::new(CancelMap::default());
-        let key = CancelKey { pid: 7, secret: Bytes::from_static(&[1, 2, 3, 4]) };
-        let addr = BackendAddr { member: "pg2".into(), host: "127.0.0.1".into(), port: 5433 };
+        let key = CancelKey {
+            pid: 7,
+            secret: Bytes::from_static(&[1, 2, 3, 4]),
+        };
+        let addr = BackendAddr {
+            member: "pg2".into(),
+            host: "127.0.0.1".into(),
+            port: 5433,
+        };
         let guard = map.insert(key.clone(), addr.clone());
         assert_eq!(map.get(&key), Some(addr));
-        let wrong = CancelKey { pid: 7, secret: Bytes::from_static(&[1, 2, 3, 5]) };
+        let wrong = CancelKey {
+            pid: 7,
+            secret: Bytes::from_static(&[1, 2, 3, 5]),
+        };
         assert_eq!(map.get(&wrong), None);
         drop(guard);
         assert!(map.is_empty());

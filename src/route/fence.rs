@@ -29,7 +29,11 @@ pub async fn run(store: Arc<TopologyStore>, listeners: Vec<Arc<Listener>>) {
         let topology = store.load();
         let killed = apply(&listeners, &topology);
         if killed > 0 {
-            tracing::warn!(generation = topology.generation, killed, "killed sessions on members that changed role");
+            tracing::warn!(
+                generation = topology.generation,
+                killed,
+                "killed sessions on members that changed role"
+            );
         }
     }
 }
@@ -38,7 +42,10 @@ pub async fn run(store: Arc<TopologyStore>, listeners: Vec<Arc<Listener>>) {
 #[must_use]
 pub fn why_not(topology: &Topology, listener: &Listener, member: &str) -> String {
     let role = listener.service;
-    let head = format!("rolegate: member {member} no longer serves the {role} role of listener {}", listener.name);
+    let head = format!(
+        "rolegate: member {member} no longer serves the {role} role of listener {}",
+        listener.name
+    );
     let Some(m) = topology.member(member) else {
         return format!("{head}: it is gone from the DCS (Patroni stopped or its lease expired)");
     };
@@ -46,7 +53,11 @@ pub fn why_not(topology: &Topology, listener: &Listener, member: &str) -> String
         match topology.leader.as_deref() {
             None => "the cluster has no leader (failover in progress)".to_owned(),
             Some(l) if l != member => format!("the leader is now {l}"),
-            Some(_) => format!("it holds the leader key but is {} / {}", m.record.role.as_str(), m.record.state),
+            Some(_) => format!(
+                "it holds the leader key but is {} / {}",
+                m.record.role.as_str(),
+                m.record.state
+            ),
         }
     } else if topology.leader.as_deref() == Some(member) {
         "it became the leader".to_owned()

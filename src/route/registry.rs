@@ -64,15 +64,30 @@ impl SessionRegistry {
     }
 
     /// Registers a session on `member`; the receiver fires if the session must die.
-    pub fn register(self: &Arc<Self>, member: &str) -> (SessionGuard, oneshot::Receiver<KillReason>) {
+    pub fn register(
+        self: &Arc<Self>,
+        member: &str,
+    ) -> (SessionGuard, oneshot::Receiver<KillReason>) {
         let (tx, rx) = oneshot::channel();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let member: Arc<str> = Arc::from(member);
         let mut inner = self.lock();
         *inner.per_member.entry(member.clone()).or_default() += 1;
-        inner.sessions.insert(id, Entry { member, kill: Some(tx) });
+        inner.sessions.insert(
+            id,
+            Entry {
+                member,
+                kill: Some(tx),
+            },
+        );
         drop(inner);
-        (SessionGuard { registry: self.clone(), id }, rx)
+        (
+            SessionGuard {
+                registry: self.clone(),
+                id,
+            },
+            rx,
+        )
     }
 
     /// Sessions currently on `member`.
@@ -84,7 +99,12 @@ impl SessionRegistry {
     /// All sessions, by member.
     #[must_use]
     pub fn counts(&self) -> Vec<(String, usize)> {
-        let mut v: Vec<_> = self.lock().per_member.iter().map(|(m, n)| (m.to_string(), *n)).collect();
+        let mut v: Vec<_> = self
+            .lock()
+            .per_member
+            .iter()
+            .map(|(m, n)| (m.to_string(), *n))
+            .collect();
         v.sort();
         v
     }
@@ -113,7 +133,10 @@ mod tests {
     use super::*;
 
     fn reason(m: &str) -> KillReason {
-        KillReason { member: m.into(), message: format!("{m} left") }
+        KillReason {
+            member: m.into(),
+            message: format!("{m} left"),
+        }
     }
 
     #[tokio::test]

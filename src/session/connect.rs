@@ -34,10 +34,20 @@ pub async fn connect(shared: &Shared, listener: &Arc<Listener>) -> Result<Backen
     let mut last_error: Option<String> = None;
     loop {
         let topology = shared.topology.load();
-        let cands: Vec<_> = listener.candidates(&topology).into_iter().filter(|m| !failed.iter().any(|f| f == m.name())).collect();
-        if let Some(m) = pick(&cands, listener.balance, &listener.rr, |n| listener.sessions.count(n)) {
+        let cands: Vec<_> = listener
+            .candidates(&topology)
+            .into_iter()
+            .filter(|m| !failed.iter().any(|f| f == m.name()))
+            .collect();
+        if let Some(m) = pick(&cands, listener.balance, &listener.rr, |n| {
+            listener.sessions.count(n)
+        }) {
             let (host, port) = m.addr().unwrap_or(("", 0));
-            let addr = BackendAddr { member: m.name().to_owned(), host: host.to_owned(), port };
+            let addr = BackendAddr {
+                member: m.name().to_owned(),
+                host: host.to_owned(),
+                port,
+            };
             match try_member(shared, listener, addr).await {
                 Ok(Some(b)) => return Ok(b),
                 Ok(None) => continue, // left the role while we connected: choose again
@@ -62,12 +72,21 @@ pub async fn connect(shared: &Shared, listener: &Arc<Listener>) -> Result<Backen
 }
 
 /// Connects to one member; `Ok(None)` if it stopped serving the listener meanwhile.
-async fn try_member(shared: &Shared, listener: &Arc<Listener>, addr: BackendAddr) -> Result<Option<Backend>, String> {
+async fn try_member(
+    shared: &Shared,
+    listener: &Arc<Listener>,
+    addr: BackendAddr,
+) -> Result<Option<Backend>, String> {
     let connect = TcpStream::connect((addr.host.as_str(), addr.port));
     let stream = match tokio::time::timeout(listener.server_connect_timeout, connect).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(e.to_string()),
-        Err(_) => return Err(format!("no answer within {:?}", listener.server_connect_timeout)),
+        Err(_) => {
+            return Err(format!(
+                "no answer within {:?}",
+                listener.server_connect_timeout
+            ))
+        }
     };
     let _ = stream.set_nodelay(true);
     // Register before the final check: a publish after this point fences us, a publish
@@ -76,10 +95,19 @@ async fn try_member(shared: &Shared, listener: &Arc<Listener>, addr: BackendAddr
     if !listener.serves(&shared.topology.load(), &addr.member) {
         return Ok(None);
     }
-    Ok(Some(Backend { stream, addr, guard, kill }))
+    Ok(Some(Backend {
+        stream,
+        addr,
+        guard,
+        kill,
+    }))
 }
 
-fn no_member_error(listener: &Listener, topology: &Topology, last_error: Option<String>) -> PgError {
+fn no_member_error(
+    listener: &Listener,
+    topology: &Topology,
+    last_error: Option<String>,
+) -> PgError {
     let role = listener.service;
     let waited = listener.connect_wait;
     let hint = "Check the cluster with `patronictl list`; rolegate follows it and routes as soon as a member has the role.";
@@ -92,11 +120,19 @@ fn no_member_error(listener: &Listener, topology: &Topology, last_error: Option<
         (_, 0) => "rolegate has not read the cluster state from the DCS yet".to_owned(),
         (None, _) => "the cluster has no leader".to_owned(),
         (Some(l), _) => {
-            let m = topology.member(l).map_or("no member key".to_owned(), |m| format!("{} / {}", m.record.role.as_str(), m.record.state));
+            let m = topology.member(l).map_or("no member key".to_owned(), |m| {
+                format!("{} / {}", m.record.role.as_str(), m.record.state)
+            });
             format!("leader {l} is {m}")
         }
     };
-    PgError::fatal("57P03", format!("rolegate: no {role} member is available for listener {} (waited {waited:?})", listener.name))
-        .with_detail(state)
-        .with_hint(hint)
+    PgError::fatal(
+        "57P03",
+        format!(
+            "rolegate: no {role} member is available for listener {} (waited {waited:?})",
+            listener.name
+        ),
+    )
+    .with_detail(state)
+    .with_hint(hint)
 }

@@ -35,8 +35,18 @@ struct ClientSide {
 }
 
 /// Forwards the startup packet, then copies both ways until an end or a fence.
-pub async fn run(shared: &Shared, mut client: TcpStream, backend: Backend, startup: &[u8]) -> Result<(), ProtocolError> {
-    let Backend { mut stream, addr, guard: _guard, kill } = backend;
+pub async fn run(
+    shared: &Shared,
+    mut client: TcpStream,
+    backend: Backend,
+    startup: &[u8],
+) -> Result<(), ProtocolError> {
+    let Backend {
+        mut stream,
+        addr,
+        guard: _guard,
+        kill,
+    } = backend;
     tracing::Span::current().record("member", addr.member.as_str());
     tracing::info!(member = %addr.member, "routed");
     stream.write_all(startup).await?;
@@ -44,7 +54,9 @@ pub async fn run(shared: &Shared, mut client: TcpStream, backend: Backend, start
     let (mut cr, mut cw) = client.split();
     let (mut sr, mut sw) = stream.split();
     let ended = {
-        let copy = pin!(copy(&mut cr, &mut cw, &mut sr, &mut sw, &mut side, shared, &addr));
+        let copy = pin!(copy(
+            &mut cr, &mut cw, &mut sr, &mut sw, &mut side, shared, &addr
+        ));
         tokio::select! {
             end = copy => Ok(end),
             reason = kill => Err(reason),
@@ -129,7 +141,9 @@ pub async fn cancel(cancels: &CancelMap, key: &CancelKey, raw: &[u8]) {
         Ok::<_, std::io::Error>(())
     };
     match tokio::time::timeout(Duration::from_secs(5), send).await {
-        Ok(Ok(())) => tracing::info!(member = %addr.member, pid = key.pid, "cancel request forwarded"),
+        Ok(Ok(())) => {
+            tracing::info!(member = %addr.member, pid = key.pid, "cancel request forwarded");
+        }
         Ok(Err(e)) => tracing::warn!(member = %addr.member, error = %e, "cancel request failed"),
         Err(_) => tracing::warn!(member = %addr.member, "cancel request timed out"),
     }

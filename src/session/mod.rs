@@ -43,7 +43,12 @@ impl Shared {
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
 /// Serves one client connection to completion. Never panics on peer input.
-pub async fn run(shared: Arc<Shared>, listener: Arc<Listener>, client: TcpStream, peer: SocketAddr) {
+pub async fn run(
+    shared: Arc<Shared>,
+    listener: Arc<Listener>,
+    client: TcpStream,
+    peer: SocketAddr,
+) {
     let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("session", id, listener = %listener.name, %peer, user = tracing::field::Empty, member = tracing::field::Empty);
     async move {
@@ -56,7 +61,11 @@ pub async fn run(shared: Arc<Shared>, listener: Arc<Listener>, client: TcpStream
     .await;
 }
 
-async fn serve(shared: &Shared, listener: &Arc<Listener>, mut client: TcpStream) -> Result<(), ProtocolError> {
+async fn serve(
+    shared: &Shared,
+    listener: &Arc<Listener>,
+    mut client: TcpStream,
+) -> Result<(), ProtocolError> {
     let first = match tokio::time::timeout(STARTUP_TIMEOUT, negotiate(&mut client)).await {
         Ok(Ok(p)) => p,
         Ok(Err(e)) => {
@@ -100,14 +109,20 @@ async fn serve(shared: &Shared, listener: &Arc<Listener>, mut client: TcpStream)
 async fn negotiate(client: &mut TcpStream) -> Result<FirstPacket, ProtocolError> {
     for _ in 0..3 {
         match read_first_packet(client).await? {
-            FirstPacket::SslRequest | FirstPacket::GssEncRequest => client.write_all(&[NO_ENCRYPTION]).await?,
+            FirstPacket::SslRequest | FirstPacket::GssEncRequest => {
+                client.write_all(&[NO_ENCRYPTION]).await?;
+            }
             other => return Ok(other),
         }
     }
-    Err(ProtocolError::Startup("too many encryption requests".into()))
+    Err(ProtocolError::Startup(
+        "too many encryption requests".into(),
+    ))
 }
 
 fn unreachable_negotiation() -> Result<(), ProtocolError> {
     // `negotiate` never returns an encryption request; treat it as a protocol error anyway.
-    Err(ProtocolError::Startup("unexpected encryption request".into()))
+    Err(ProtocolError::Startup(
+        "unexpected encryption request".into(),
+    ))
 }

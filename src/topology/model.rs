@@ -111,7 +111,11 @@ impl Topology {
 
     /// Members a listener of `service` may route to, in name order.
     /// `max_lag` (bytes) applies to the replica services only.
-    pub fn candidates(&self, service: Service, max_lag: Option<u64>) -> impl Iterator<Item = &Member> {
+    pub fn candidates(
+        &self,
+        service: Service,
+        max_lag: Option<u64>,
+    ) -> impl Iterator<Item = &Member> {
         self.members.iter().filter(move |m| match service {
             Service::Primary => m.primary_ok,
             Service::Replica => m.replica_ok && m.within_lag(max_lag),

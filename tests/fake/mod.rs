@@ -11,8 +11,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use rolegate::config::{Balance, ListenerConfig, ListenerRole};
 use rolegate::config::units::Dur;
+use rolegate::config::{Balance, ListenerConfig, ListenerRole};
 use rolegate::route::Listener;
 use rolegate::session::Shared;
 use rolegate::topology::{derive, TopologyStore};
@@ -124,7 +124,12 @@ pub async fn read_msg(c: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
 pub fn error_fields(body: &[u8]) -> BTreeMap<char, String> {
     body.split(|b| *b == 0)
         .filter(|f| !f.is_empty())
-        .map(|f| (char::from(f[0]), String::from_utf8_lossy(&f[1..]).into_owned()))
+        .map(|f| {
+            (
+                char::from(f[0]),
+                String::from_utf8_lossy(&f[1..]).into_owned(),
+            )
+        })
         .collect()
 }
 
@@ -136,7 +141,11 @@ pub fn member_json(addr: SocketAddr, role: &str, state: &str, lsn: u64) -> Strin
 }
 
 /// Raw DCS keys for a sync-mode cluster.
-pub fn keys(leader: Option<&str>, members: &[(&str, String)], sync: Option<&str>) -> BTreeMap<String, Vec<u8>> {
+pub fn keys(
+    leader: Option<&str>,
+    members: &[(&str, String)],
+    sync: Option<&str>,
+) -> BTreeMap<String, Vec<u8>> {
     let mut k = BTreeMap::new();
     if let Some(l) = leader {
         k.insert("leader".into(), l.as_bytes().to_vec());
@@ -146,7 +155,10 @@ pub fn keys(leader: Option<&str>, members: &[(&str, String)], sync: Option<&str>
         };
         k.insert("sync".into(), sync_json.into_bytes());
     }
-    k.insert("config".into(), br#"{"ttl":20,"loop_wait":2,"synchronous_mode":true}"#.to_vec());
+    k.insert(
+        "config".into(),
+        br#"{"ttl":20,"loop_wait":2,"synchronous_mode":true}"#.to_vec(),
+    );
     k.insert("status".into(), br#"{"optime":1000}"#.to_vec());
     for (name, json) in members {
         k.insert(format!("members/{name}"), json.clone().into_bytes());
@@ -185,7 +197,12 @@ impl Proxy {
         }
         let listeners = bound.iter().map(|(_, l)| l.clone()).collect();
         rolegate::app::serve(&shared, bound);
-        Self { store, shared, addrs, listeners }
+        Self {
+            store,
+            shared,
+            addrs,
+            listeners,
+        }
     }
 
     pub fn publish(&self, keys: &BTreeMap<String, Vec<u8>>) {
@@ -202,7 +219,12 @@ impl Proxy {
         loop {
             let (tag, body) = read_msg(&mut c).await.unwrap();
             match tag {
-                b'K' => key = (i32::from_be_bytes([body[0], body[1], body[2], body[3]]), body[4..].to_vec()),
+                b'K' => {
+                    key = (
+                        i32::from_be_bytes([body[0], body[1], body[2], body[3]]),
+                        body[4..].to_vec(),
+                    )
+                }
                 b'Z' => return (c, key.0, key.1),
                 b'E' => panic!("startup failed: {:?}", error_fields(&body)),
                 _ => {}

@@ -24,8 +24,14 @@ async fn startup_message() {
 
 #[tokio::test]
 async fn ssl_gss_and_cancel() {
-    assert_eq!(read(packet(SSL_REQUEST, b"")).await.unwrap(), FirstPacket::SslRequest);
-    assert_eq!(read(packet(GSSENC_REQUEST, b"")).await.unwrap(), FirstPacket::GssEncRequest);
+    assert_eq!(
+        read(packet(SSL_REQUEST, b"")).await.unwrap(),
+        FirstPacket::SslRequest
+    );
+    assert_eq!(
+        read(packet(GSSENC_REQUEST, b"")).await.unwrap(),
+        FirstPacket::GssEncRequest
+    );
     let raw = packet(CANCEL_REQUEST, &[0, 0, 1, 0, 9, 9, 9, 9]);
     let FirstPacket::Cancel { key, raw: got } = read(raw.clone()).await.unwrap() else {
         panic!("not a cancel");
@@ -39,13 +45,34 @@ async fn ssl_gss_and_cancel() {
 async fn bad_first_packets_are_errors_not_panics() {
     assert!(matches!(read(vec![]).await, Err(ProtocolError::Closed)));
     assert!(matches!(read(vec![0, 0]).await, Err(ProtocolError::Closed)));
-    assert!(matches!(read(vec![0, 0, 0, 4]).await, Err(ProtocolError::StartupLength(4))));
-    assert!(matches!(read(vec![0x7f, 0, 0, 0]).await, Err(ProtocolError::StartupLength(_))));
-    assert!(matches!(read(packet(2 << 16, b"user\0a\0\0")).await, Err(ProtocolError::Version { major: 2, .. })));
-    assert!(matches!(read(packet((3 << 16) | 9, b"user\0a\0\0")).await, Err(ProtocolError::Version { minor: 9, .. })));
-    assert!(matches!(read(packet(196_608, b"database\0d\0\0")).await, Err(ProtocolError::Startup(_))));
-    assert!(matches!(read(packet(SSL_REQUEST, b"xx")).await, Err(ProtocolError::Startup(_))));
-    assert!(matches!(read(packet(CANCEL_REQUEST, b"")).await, Err(ProtocolError::Startup(_))));
+    assert!(matches!(
+        read(vec![0, 0, 0, 4]).await,
+        Err(ProtocolError::StartupLength(4))
+    ));
+    assert!(matches!(
+        read(vec![0x7f, 0, 0, 0]).await,
+        Err(ProtocolError::StartupLength(_))
+    ));
+    assert!(matches!(
+        read(packet(2 << 16, b"user\0a\0\0")).await,
+        Err(ProtocolError::Version { major: 2, .. })
+    ));
+    assert!(matches!(
+        read(packet((3 << 16) | 9, b"user\0a\0\0")).await,
+        Err(ProtocolError::Version { minor: 9, .. })
+    ));
+    assert!(matches!(
+        read(packet(196_608, b"database\0d\0\0")).await,
+        Err(ProtocolError::Startup(_))
+    ));
+    assert!(matches!(
+        read(packet(SSL_REQUEST, b"xx")).await,
+        Err(ProtocolError::Startup(_))
+    ));
+    assert!(matches!(
+        read(packet(CANCEL_REQUEST, b"")).await,
+        Err(ProtocolError::Startup(_))
+    ));
     // Truncated body: the length promises more than arrives.
     let mut short = packet(196_608, b"user\0a\0\0");
     short.truncate(10);
@@ -56,6 +83,12 @@ async fn bad_first_packets_are_errors_not_panics() {
 fn every_error_maps_to_a_client_message_with_sqlstate() {
     let e = ProtocolError::Version { major: 2, minor: 0 };
     assert_eq!(e.to_client_error().unwrap().code, "0A000");
-    assert_eq!(ProtocolError::StartupLength(3).to_client_error().unwrap().code, "08P01");
+    assert_eq!(
+        ProtocolError::StartupLength(3)
+            .to_client_error()
+            .unwrap()
+            .code,
+        "08P01"
+    );
     assert!(ProtocolError::Closed.to_client_error().is_none());
 }
