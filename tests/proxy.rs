@@ -122,10 +122,7 @@ async fn leader_change_kills_old_primary_sessions_within_100ms_and_spares_replic
             .unwrap();
         assert_eq!(read_msg(&mut reader).await.unwrap().0, b'Z');
     } else {
-        assert_eq!(
-            expect_fatal(&mut reader).await[&'M'].contains("became the leader"),
-            true
-        );
+        assert!(expect_fatal(&mut reader).await[&'M'].contains("became the leader"));
     }
     // New connections go to the new leader.
     assert_eq!(proxy.client(0).await.1, 102);
@@ -136,18 +133,18 @@ async fn sync_change_moves_member_between_sync_and_async() {
     let three = Three::start().await;
     let proxy = Proxy::start(&[(Sync, None), (Async, None)], Duration::from_secs(1)).await;
     proxy.publish(&three.keys("pg1", Some("pg2"), [0, 0, 0]));
-    let (mut on_sync, pid, _) = proxy.client(0).await;
-    assert_eq!(pid, 102);
-    let (mut on_async, apid, _) = proxy.client(1).await;
-    assert_eq!(apid, 103);
+    let (mut sync_client, sync_pid, _) = proxy.client(0).await;
+    assert_eq!(sync_pid, 102);
+    let (mut async_client, async_pid, _) = proxy.client(1).await;
+    assert_eq!(async_pid, 103);
     proxy.publish(&three.keys("pg1", Some("pg3"), [0, 0, 0]));
-    let f = expect_fatal(&mut on_sync).await;
+    let f = expect_fatal(&mut sync_client).await;
     assert!(
         f[&'M'].contains("no longer a synchronous standby"),
         "{}",
         f[&'M']
     );
-    let f = expect_fatal(&mut on_async).await;
+    let f = expect_fatal(&mut async_client).await;
     assert!(
         f[&'M'].contains("became a synchronous standby"),
         "{}",
