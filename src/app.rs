@@ -6,15 +6,19 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::auth::{AuthMethod, UserList};
+use crate::config::AuthType;
 use crate::config::Config;
 use crate::route::{fence, listener, Listener};
-use crate::session::{self, Shared};
+use crate::session::{self, AuthSetup, Shared};
 use crate::topology::TopologyStore;
 
 /// Runs rolegate until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let store = Arc::new(TopologyStore::new());
-    let shared = Arc::new(Shared::new(store.clone()));
+    let mut shared = Shared::new(store.clone());
+    shared.auth = load_auth(&config)?;
+    let shared = Arc::new(shared);
     let mut bound = Vec::new();
     for lc in &config.listeners {
         let tcp = TcpListener::bind(lc.addr).await.with_context(|| {
@@ -37,12 +41,42 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Loads `[auth]`: the method and the users of `auth.file`.
+fn load_auth(config: &Config) -> anyhow::Result<Option<AuthSetup>> {
+    let Some(auth) = &config.auth else {
+        return Ok(None);
+    };
+    if auth.query.is_some() {
+        anyhow::bail!("auth.query is not supported yet: list the users in auth.file");
+    }
+    let users = match &auth.file {
+        Some(path) => {
+            UserList::load(path).with_context(|| format!("auth.file {}", path.display()))?
+        }
+        None => UserList::default(),
+    };
+    let method = match auth.kind {
+        AuthType::Trust => AuthMethod::Trust,
+        AuthType::Md5 => AuthMethod::Md5,
+        AuthType::ScramSha256 => AuthMethod::ScramSha256,
+    };
+    tracing::info!(
+        method = method.as_str(),
+        users = users.len(),
+        "client authentication for pooled listeners"
+    );
+    Ok(Some(AuthSetup { method, users }))
+}
+
 /// Starts the fencer and one accept loop per bound listener. Whatever feeds
 /// `shared.topology` (the etcd watcher, or a test) drives the routing.
 pub fn serve(shared: &Arc<Shared>, bound: Vec<(TcpListener, Arc<Listener>)>) {
     let listeners: Vec<_> = bound.iter().map(|(_, l)| l.clone()).collect();
     tokio::spawn(fence::run(shared.topology.clone(), listeners));
     for (tcp, l) in bound {
+        if let Some(p) = &l.pool {
+            tokio::spawn(p.pools.clone().maintain(std::time::Duration::from_secs(1)));
+        }
         tracing::info!(listener = %l.name, addr = %l.addr, role = %l.service, "listening");
         let shared = shared.clone();
         tokio::spawn(listener::accept_loop(tcp, l, move |l, stream, peer| {

@@ -8,12 +8,17 @@
 //! - [`topology`]: plain data about members and roles; derivation is a pure function.
 //! - [`route`]: listeners, candidate selection and balancing, the session registry that
 //!   fences members leaving a role, and cancel-key routing.
+//! - [`auth`]: client auth (trust/md5/SCRAM, auth_file) and server login with SCRAM passthrough.
+//! - [`pool`]: server connection pools per (member, database, user), RAII checkouts,
+//!   idle/lifetime maintenance, draining members that leave a role.
 //! - [`session`]: one client connection: startup, forwarding, being killed on role change.
 //! - [`app`]: wiring only: builds shared state, spawns tasks, owns shutdown.
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod dcs;
+pub mod pool;
 pub mod protocol;
 pub mod route;
 pub mod session;

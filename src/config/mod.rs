@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use std::path::Path;
 
 pub use model::{
-    Balance, ClusterConfig, Config, DcsConfig, EtcdConfig, ListenerConfig, ListenerRole, LogConfig,
-    LogFormat,
+    AuthConfig, AuthType, Balance, ClusterConfig, Config, DcsConfig, EtcdConfig, ListenerConfig,
+    ListenerRole, LogConfig, LogFormat, PoolMode,
 };
 
 /// Why a config was rejected. The message names the file and the key.
@@ -95,9 +95,55 @@ fn validate(config: &Config) -> Result<(), (String, String)> {
                 "applies to replica, sync and async listeners only".into(),
             ));
         }
-        if l.connect_wait.0.is_zero() && l.server_connect_timeout.0.is_zero() {
+        if l.server_connect_timeout.0.is_zero() {
             return Err((key("server_connect_timeout"), "must be more than 0".into()));
         }
+        if l.pool_mode.is_some() {
+            validate_pool(l).map_err(|(k, m)| (key(k), m))?;
+        }
+    }
+    validate_auth(config)
+}
+
+fn validate_pool(l: &ListenerConfig) -> Result<(), (&'static str, String)> {
+    if l.pool_size == 0 {
+        return Err(("pool_size", "must be at least 1".into()));
+    }
+    if l.min_pool_size > l.pool_size {
+        return Err((
+            "min_pool_size",
+            format!("{} is more than pool_size {}", l.min_pool_size, l.pool_size),
+        ));
+    }
+    if l.max_client_conn == 0 {
+        return Err(("max_client_conn", "must be at least 1".into()));
+    }
+    if l.query_wait_timeout.0.is_zero() {
+        return Err(("query_wait_timeout", "must be more than 0".into()));
+    }
+    Ok(())
+}
+
+fn validate_auth(config: &Config) -> Result<(), (String, String)> {
+    let pooled = config.listeners.iter().any(|l| l.pool_mode.is_some());
+    let Some(auth) = &config.auth else {
+        return if pooled {
+            Err(("auth".into(), "pooled listeners (pool_mode) need an [auth] section: rolegate authenticates their clients".into()))
+        } else {
+            Ok(())
+        };
+    };
+    if auth.kind != AuthType::Trust && auth.file.is_none() && auth.query.is_none() {
+        return Err((
+            "auth.file".into(),
+            "md5 and scram-sha-256 need a file (userlist.txt) or a query".into(),
+        ));
+    }
+    if auth.query.is_some() && auth.user.is_none() {
+        return Err((
+            "auth.user".into(),
+            "auth.query runs as auth.user; name it (its password goes in auth.file)".into(),
+        ));
     }
     Ok(())
 }

@@ -21,6 +21,42 @@ pub struct Config {
     pub listeners: Vec<ListenerConfig>,
     #[serde(default)]
     pub log: LogConfig,
+    /// `[auth]`: how pooled listeners authenticate clients. Required when any listener pools.
+    pub auth: Option<AuthConfig>,
+}
+
+/// `[auth]`, with PgBouncer's meanings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `trust`, `md5` or `scram-sha-256` (PgBouncer's `auth_type`).
+    #[serde(rename = "type")]
+    pub kind: AuthType,
+    /// PgBouncer `auth_file` (userlist.txt): `"user" "password-or-md5-or-SCRAM-secret"`.
+    pub file: Option<PathBuf>,
+    /// PgBouncer `auth_query`, run as `auth_user` for users not in `file`; `$1` is the user name.
+    pub query: Option<String>,
+    /// PgBouncer `auth_user`: its password must be in `file`.
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthType {
+    Trust,
+    Md5,
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
+}
+
+/// How a listener uses server connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolMode {
+    /// One server connection per client session, reset with `server_reset_query` on release.
+    Session,
+    /// A server connection per transaction, returned at ReadyForQuery idle.
+    Transaction,
 }
 
 /// `[cluster]`: which Patroni cluster to follow.
@@ -142,9 +178,72 @@ pub struct ListenerConfig {
     /// How long a new client waits for a member of the role before it gets an error.
     #[serde(default = "default_connect_wait")]
     pub connect_wait: Dur,
-    /// Timeout of one TCP connect to a member.
+    /// Timeout of one TCP connect to a member (and, when pooling, of its login).
     #[serde(default = "default_server_connect_timeout")]
     pub server_connect_timeout: Dur,
+    /// Absent: no pooling, the client's own session is proxied byte for byte.
+    pub pool_mode: Option<PoolMode>,
+    // The pool settings below apply when `pool_mode` is set; PgBouncer's meanings.
+    /// Server connections per (member, database, user).
+    #[serde(default = "default_pool_size")]
+    pub pool_size: u32,
+    /// Kept open even when idle.
+    #[serde(default)]
+    pub min_pool_size: u32,
+    /// Extra connections allowed once a client waited `reserve_pool_timeout`.
+    #[serde(default)]
+    pub reserve_pool_size: u32,
+    #[serde(default = "default_reserve_pool_timeout")]
+    pub reserve_pool_timeout: Dur,
+    /// Clients beyond this get SQLSTATE 53300 at once.
+    #[serde(default = "default_max_client_conn")]
+    pub max_client_conn: u32,
+    /// Server connections per (member, database) across users; 0 = no limit.
+    #[serde(default)]
+    pub max_db_connections: u32,
+    /// Idle server connections older than this are closed.
+    #[serde(default = "default_server_idle_timeout")]
+    pub server_idle_timeout: Dur,
+    /// Server connections are closed (when released) after this long.
+    #[serde(default = "default_server_lifetime")]
+    pub server_lifetime: Dur,
+    /// A client waiting this long for a server connection gets an error.
+    #[serde(default = "default_query_wait_timeout")]
+    pub query_wait_timeout: Dur,
+    /// Run on a server connection before another session may use it (session mode).
+    #[serde(default = "default_server_reset_query")]
+    pub server_reset_query: String,
+    /// A client idle inside a transaction this long is disconnected; 0 = never.
+    #[serde(default)]
+    pub idle_transaction_timeout: Dur,
+    /// Named prepared statements tracked per server connection (transaction mode); 0 = off.
+    #[serde(default = "default_max_prepared_statements")]
+    pub max_prepared_statements: u32,
+}
+
+fn default_pool_size() -> u32 {
+    20
+}
+fn default_reserve_pool_timeout() -> Dur {
+    Dur(Duration::from_secs(5))
+}
+fn default_max_client_conn() -> u32 {
+    5000
+}
+fn default_server_idle_timeout() -> Dur {
+    Dur(Duration::from_secs(600))
+}
+fn default_server_lifetime() -> Dur {
+    Dur(Duration::from_secs(3600))
+}
+fn default_query_wait_timeout() -> Dur {
+    Dur(Duration::from_secs(120))
+}
+fn default_server_reset_query() -> String {
+    "DISCARD ALL".into()
+}
+fn default_max_prepared_statements() -> u32 {
+    200
 }
 
 fn default_connect_wait() -> Dur {
@@ -155,27 +254,34 @@ fn default_server_connect_timeout() -> Dur {
 }
 
 impl ListenerConfig {
-    /// The autobase layout used when the file has no `[[listener]]`.
+    /// The autobase layout used when the file has no `[[listener]]`: 5000 primary,
+    /// 5001 replica and 5003 async with `max_lag = "100MB"`, 5002 sync; all on 0.0.0.0.
     #[must_use]
     pub fn default_layout() -> Vec<Self> {
-        let lag = Some(ByteSize(100 << 20));
-        [
-            (5000, ListenerRole::Primary, None),
-            (5001, ListenerRole::Replica, lag),
-            (5002, ListenerRole::Sync, None),
-            (5003, ListenerRole::Async, lag),
-        ]
-        .into_iter()
-        .map(|(port, role, max_lag)| Self {
-            name: None,
-            addr: SocketAddr::from(([0, 0, 0, 0], port)),
-            role,
-            balance: Balance::RoundRobin,
-            max_lag,
-            connect_wait: default_connect_wait(),
-            server_connect_timeout: default_server_connect_timeout(),
-        })
-        .collect()
+        const LAYOUT: &str = r#"
+            [[listener]]
+            addr = "0.0.0.0:5000"
+            role = "primary"
+            [[listener]]
+            addr = "0.0.0.0:5001"
+            role = "replica"
+            max_lag = "100MB"
+            [[listener]]
+            addr = "0.0.0.0:5002"
+            role = "sync"
+            [[listener]]
+            addr = "0.0.0.0:5003"
+            role = "async"
+            max_lag = "100MB"
+        "#;
+        #[derive(Deserialize)]
+        struct Layout {
+            listener: Vec<ListenerConfig>,
+        }
+        // A constant that the config tests parse; it cannot fail at run time.
+        toml::from_str::<Layout>(LAYOUT)
+            .map(|l| l.listener)
+            .unwrap_or_default()
     }
 
     /// The listener's name for logs: `name`, else `<role>:<port>`.

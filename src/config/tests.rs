@@ -102,3 +102,59 @@ fn shipped_example_config_is_valid() {
     let c = parse(text, "config/rolegate.toml").unwrap();
     assert_eq!(c.listeners.len(), 4);
 }
+
+#[test]
+fn pooled_listener_settings_and_defaults() {
+    let text = r#"
+[cluster]
+scope = "demo"
+[auth]
+type = "scram-sha-256"
+file = "/etc/rolegate/userlist.txt"
+[[listener]]
+addr = "127.0.0.1:6000"
+role = "primary"
+pool_mode = "transaction"
+pool_size = 20
+server_lifetime = "1h"
+[[listener]]
+addr = "127.0.0.1:6001"
+role = "replica"
+"#;
+    let c = parse(text, "t.toml").unwrap();
+    let l = &c.listeners[0];
+    assert_eq!(l.pool_mode, Some(PoolMode::Transaction));
+    assert_eq!(
+        (l.pool_size, l.min_pool_size, l.max_client_conn),
+        (20, 0, 5000)
+    );
+    assert_eq!(l.server_lifetime.0, Duration::from_secs(3600));
+    assert_eq!(l.query_wait_timeout.0, Duration::from_secs(120));
+    assert_eq!(l.server_reset_query, "DISCARD ALL");
+    assert_eq!(c.listeners[1].pool_mode, None);
+    assert_eq!(c.auth.unwrap().kind, AuthType::ScramSha256);
+}
+
+#[test]
+fn pool_and_auth_errors_name_the_key() {
+    let base = "[cluster]\nscope = \"d\"\n[[listener]]\naddr = \"127.0.0.1:1\"\nrole = \"primary\"\npool_mode = \"transaction\"\n";
+    assert!(error_of(base).contains(": auth:"), "{}", error_of(base));
+    let trust = "[auth]\ntype = \"trust\"\n";
+    assert!(parse(&format!("{base}{trust}"), "t").is_ok());
+    let e = error_of(&format!("{base}pool_sise = 3\n{trust}"));
+    assert!(e.contains("pool_sise"), "{e}");
+    let e = error_of(&format!("{base}pool_size = 0\n{trust}"));
+    assert!(e.contains("listener[0].pool_size"), "{e}");
+    let e = error_of(&format!("{base}pool_size = 2\nmin_pool_size = 3\n{trust}"));
+    assert!(e.contains("listener[0].min_pool_size"), "{e}");
+    let e = error_of(&format!("{base}pool_mode = \"statement\"\n{trust}"));
+    assert!(e.contains("pool_mode") || e.contains("statement"), "{e}");
+    let e = error_of(&format!("{base}[auth]\ntype = \"md5\"\n"));
+    assert!(e.contains("auth.file"), "{e}");
+    let e = error_of(&format!(
+        "{base}[auth]\ntype = \"md5\"\nquery = \"select\"\n"
+    ));
+    assert!(e.contains("auth.user"), "{e}");
+    let e = error_of(&format!("{base}[auth]\ntype = \"ldap\"\n"));
+    assert!(e.contains("ldap"), "{e}");
+}

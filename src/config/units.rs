@@ -7,7 +7,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 /// A duration written as `<number><unit>` with unit `ms`, `s`, `m` or `h`; a bare integer is seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Dur(pub Duration);
 
 /// A byte count written as `<number><unit>` with unit `B`, `kB`/`KB`, `MB`, `GB` (powers of 1024,

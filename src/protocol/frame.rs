@@ -21,6 +21,8 @@ pub struct BoundaryTracker {
     header_len: usize,
     /// Body of a message of interest being collected (only small ones).
     collecting: Option<(u8, Vec<u8>)>,
+    /// Report every message's tag at its header, with no body.
+    tags_only: bool,
 }
 
 /// A small message the caller asked to see, whole.
@@ -34,6 +36,15 @@ impl BoundaryTracker {
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A tracker that reports the tag of every message (body left empty), whatever its size.
+    #[must_use]
+    pub fn tags_only() -> Self {
+        Self {
+            tags_only: true,
+            ..Self::default()
+        }
     }
 
     /// True when the bytes fed so far end exactly at a message boundary.
@@ -92,7 +103,12 @@ impl BoundaryTracker {
             return Err((tag, len));
         }
         self.body_left = u64::from(len - 4);
-        if wanted.contains(&tag) && len - 4 <= 1024 {
+        if self.tags_only {
+            seen.push(Seen {
+                tag,
+                body: Vec::new(),
+            });
+        } else if wanted.contains(&tag) && len - 4 <= 1024 {
             if self.body_left == 0 {
                 seen.push(Seen {
                     tag,
@@ -164,6 +180,21 @@ mod tests {
             t.feed(std::slice::from_ref(b), b"", &mut seen).unwrap();
             assert_eq!(t.at_boundary(), i + 1 == stream.len());
         }
+    }
+
+    #[test]
+    fn tags_only_reports_every_message_whatever_its_size() {
+        let mut stream = msg(b'P', &[b'x'; 5000]);
+        stream.extend(msg(b'B', b"b"));
+        stream.extend(msg(b'S', b""));
+        let mut t = BoundaryTracker::tags_only();
+        let mut seen = Vec::new();
+        for chunk in stream.chunks(7) {
+            t.feed(chunk, b"", &mut seen).unwrap();
+        }
+        let tags: Vec<u8> = seen.iter().map(|s| s.tag).collect();
+        assert_eq!(tags, b"PBS");
+        assert!(t.at_boundary());
     }
 
     #[test]

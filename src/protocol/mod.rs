@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod frame;
+pub mod io;
 pub mod startup;
 
 pub use error::{PgError, Severity};

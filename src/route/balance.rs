@@ -32,20 +32,10 @@ mod tests {
     fn member(name: &str) -> Member {
         Member {
             record: MemberRecord {
-                name: name.into(),
                 host: Some("127.0.0.1".into()),
-                port: 5432,
-                api_url: None,
                 role: MemberRole::Replica,
                 state: "running".into(),
-                version: None,
-                timeline: None,
-                xlog_location: None,
-                replay_lsn: None,
-                receive_lsn: None,
-                replication_state: None,
-                tags: crate::topology::state::Tags::default(),
-                pause: false,
+                ..MemberRecord::new(name)
             },
             primary_ok: false,
             replica_ok: true,

@@ -14,10 +14,40 @@ pub struct BackendAddr {
     pub port: u16,
 }
 
+/// Where a CancelRequest for a key goes.
+#[derive(Debug, Clone)]
+pub enum CancelTarget {
+    /// Passthrough: the client holds the backend's own key; forward the packet as is.
+    Direct(BackendAddr),
+    /// Pooled: the client holds rolegate's key; cancel whatever server it uses right now.
+    Pooled(Arc<PooledTarget>),
+}
+
+/// The server a pooled client is using at the moment, if any.
+#[derive(Debug, Default)]
+pub struct PooledTarget {
+    current: Mutex<Option<(BackendAddr, CancelKey)>>,
+}
+
+impl PooledTarget {
+    /// Records the server (and its key) the client now uses; `None` between transactions.
+    pub fn set(&self, server: Option<(BackendAddr, CancelKey)>) {
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = server;
+    }
+
+    #[must_use]
+    pub fn get(&self) -> Option<(BackendAddr, CancelKey)> {
+        self.current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
 /// Global map of live cancel keys.
 #[derive(Default)]
 pub struct CancelMap {
-    keys: Mutex<HashMap<CancelKey, BackendAddr>>,
+    keys: Mutex<HashMap<CancelKey, CancelTarget>>,
 }
 
 /// Removes its key when the session ends.
@@ -33,22 +63,42 @@ impl Drop for CancelGuard {
 }
 
 impl CancelMap {
-    fn lock(&self) -> MutexGuard<'_, HashMap<CancelKey, BackendAddr>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<CancelKey, CancelTarget>> {
         self.keys.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records the key a backend sent its client.
-    pub fn insert(self: &Arc<Self>, key: CancelKey, addr: BackendAddr) -> CancelGuard {
-        self.lock().insert(key.clone(), addr);
+    /// Records the key a client was given.
+    pub fn insert(self: &Arc<Self>, key: CancelKey, target: CancelTarget) -> CancelGuard {
+        self.lock().insert(key.clone(), target);
         CancelGuard {
             map: self.clone(),
             key,
         }
     }
 
-    /// The backend that issued `key`, if its session is still alive.
+    /// Gives a pooled client a fresh random key (never one in use) mapped to `target`.
+    pub fn insert_new(self: &Arc<Self>, target: &Arc<PooledTarget>) -> (CancelKey, CancelGuard) {
+        let mut map = self.lock();
+        loop {
+            let key = CancelKey {
+                pid: rand::random::<i32>() & i32::MAX,
+                secret: bytes::Bytes::copy_from_slice(&rand::random::<[u8; 4]>()),
+            };
+            if key.pid != 0 && !map.contains_key(&key) {
+                map.insert(key.clone(), CancelTarget::Pooled(target.clone()));
+                drop(map);
+                let guard = CancelGuard {
+                    map: self.clone(),
+                    key: key.clone(),
+                };
+                return (key, guard);
+            }
+        }
+    }
+
+    /// Where `key` goes, if its session is still alive.
     #[must_use]
-    pub fn get(&self, key: &CancelKey) -> Option<BackendAddr> {
+    pub fn get(&self, key: &CancelKey) -> Option<CancelTarget> {
         self.lock().get(key).cloned()
     }
 
@@ -80,14 +130,39 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 5433,
         };
-        let guard = map.insert(key.clone(), addr.clone());
-        assert_eq!(map.get(&key), Some(addr));
+        let guard = map.insert(key.clone(), CancelTarget::Direct(addr.clone()));
+        assert!(matches!(map.get(&key), Some(CancelTarget::Direct(a)) if a == addr));
         let wrong = CancelKey {
             pid: 7,
             secret: Bytes::from_static(&[1, 2, 3, 5]),
         };
-        assert_eq!(map.get(&wrong), None);
+        assert!(map.get(&wrong).is_none());
         drop(guard);
         assert!(map.is_empty());
+    }
+
+    #[test]
+    fn pooled_keys_are_fresh_and_follow_the_current_server() {
+        let map = Arc::new(CancelMap::default());
+        let target = Arc::new(PooledTarget::default());
+        let (k1, _g1) = map.insert_new(&target);
+        let (k2, _g2) = map.insert_new(&target);
+        assert_ne!(k1, k2);
+        assert!(k1.pid > 0);
+        let Some(CancelTarget::Pooled(t)) = map.get(&k1) else {
+            panic!("not pooled")
+        };
+        assert_eq!(t.get(), None);
+        let addr = BackendAddr {
+            member: "pg1".into(),
+            host: "h".into(),
+            port: 1,
+        };
+        let server_key = CancelKey {
+            pid: 9,
+            secret: Bytes::from_static(&[1, 1, 1, 1]),
+        };
+        target.set(Some((addr.clone(), server_key.clone())));
+        assert_eq!(t.get(), Some((addr, server_key)));
     }
 }

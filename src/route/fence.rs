@@ -11,6 +11,9 @@ use crate::topology::{Service, Topology, TopologyStore};
 pub fn apply(listeners: &[Arc<Listener>], topology: &Topology) -> usize {
     let mut killed = 0;
     for l in listeners {
+        if let Some(p) = &l.pool {
+            p.pools.drain_unless(|member| l.serves(topology, member));
+        }
         killed += l.sessions.fence(
             |member| l.serves(topology, member),
             |member| KillReason {

@@ -25,6 +25,8 @@ pub struct Listener {
     /// Round-robin position.
     pub rr: AtomicUsize,
     pub sessions: Arc<SessionRegistry>,
+    /// Set when the listener pools server connections (`pool_mode`).
+    pub pool: Option<crate::pool::PoolSetup>,
 }
 
 impl Listener {
@@ -45,6 +47,7 @@ impl Listener {
             server_connect_timeout: c.server_connect_timeout.0,
             rr: AtomicUsize::new(0),
             sessions: Arc::default(),
+            pool: crate::pool::PoolSetup::from_config(c),
         }
     }
 

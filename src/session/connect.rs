@@ -1,6 +1,8 @@
-//! Choosing and connecting to a member for a new client, waiting up to the listener's
-//! `connect_wait` for one to appear, and registering the session so fencing can reach it.
+//! Choosing a member for a new client (or, when pooling, for the next transaction),
+//! waiting up to the listener's `connect_wait` for one to appear, and registering the
+//! session so fencing can reach it.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +17,7 @@ use crate::route::cancel::BackendAddr;
 use crate::route::{KillReason, Listener, SessionGuard};
 use crate::topology::Topology;
 
-/// A connected, registered backend.
+/// A connected, registered backend (passthrough).
 pub struct Backend {
     pub stream: TcpStream,
     pub addr: BackendAddr,
@@ -23,38 +25,65 @@ pub struct Backend {
     pub kill: oneshot::Receiver<KillReason>,
 }
 
+/// How one attempt on a member went.
+pub enum Attempt<T> {
+    Done(T),
+    /// The member left the role while we tried: choose again.
+    Left,
+    /// This member failed; try another (the text is kept for the final error).
+    Failed(String),
+    /// Give up at once with this error.
+    Fatal(PgError),
+}
+
 /// How often a client waiting for a member retries members that refused it.
 const RETRY_TICK: Duration = Duration::from_millis(250);
 
-/// Connects to a member of the listener's role set, or says why none could be had.
-pub async fn connect(shared: &Shared, listener: &Arc<Listener>) -> Result<Backend, PgError> {
+/// Runs `attempt` on members of the listener's role set, balanced, until one succeeds,
+/// waiting up to `connect_wait` for the set to change when none is left to try.
+pub async fn with_member<T, F, Fut>(
+    shared: &Shared,
+    listener: &Arc<Listener>,
+    mut attempt: F,
+) -> Result<T, PgError>
+where
+    F: FnMut(BackendAddr) -> Fut,
+    Fut: Future<Output = Attempt<T>>,
+{
     let deadline = Instant::now() + listener.connect_wait;
     let mut changes = shared.topology.subscribe();
     let mut failed: Vec<String> = Vec::new();
     let mut last_error: Option<String> = None;
     loop {
         let topology = shared.topology.load();
-        let cands: Vec<_> = listener
-            .candidates(&topology)
-            .into_iter()
-            .filter(|m| !failed.iter().any(|f| f == m.name()))
-            .collect();
-        if let Some(m) = pick(&cands, listener.balance, &listener.rr, |n| {
-            listener.sessions.count(n)
-        }) {
-            let (host, port) = m.addr().unwrap_or(("", 0));
-            let addr = BackendAddr {
-                member: m.name().to_owned(),
-                host: host.to_owned(),
-                port,
-            };
-            match try_member(shared, listener, addr).await {
-                Ok(Some(b)) => return Ok(b),
-                Ok(None) => continue, // left the role while we connected: choose again
-                Err(e) => {
-                    tracing::warn!(member = m.name(), error = %e, "cannot connect to member");
-                    last_error = Some(format!("{}: {e}", m.name()));
-                    failed.push(m.name().to_owned());
+        let addr = {
+            let cands: Vec<_> = listener
+                .candidates(&topology)
+                .into_iter()
+                .filter(|m| !failed.iter().any(|f| f == m.name()))
+                .collect();
+            pick(&cands, listener.balance, &listener.rr, |n| {
+                listener.sessions.count(n)
+            })
+            .map(|m| {
+                let (host, port) = m.addr().unwrap_or(("", 0));
+                BackendAddr {
+                    member: m.name().to_owned(),
+                    host: host.to_owned(),
+                    port,
+                }
+            })
+        };
+        if let Some(addr) = addr {
+            let member = addr.member.clone();
+            match attempt(addr).await {
+                Attempt::Done(t) => return Ok(t),
+                Attempt::Left => continue,
+                Attempt::Fatal(e) => return Err(e),
+                Attempt::Failed(e) => {
+                    tracing::warn!(%member, error = %e, "member failed");
+                    last_error = Some(format!("{member}: {e}"));
+                    failed.push(member);
                     continue;
                 }
             }
@@ -71,18 +100,23 @@ pub async fn connect(shared: &Shared, listener: &Arc<Listener>) -> Result<Backen
     }
 }
 
-/// Connects to one member; `Ok(None)` if it stopped serving the listener meanwhile.
+/// Connects a passthrough session to a member of the listener's role set.
+pub async fn connect(shared: &Shared, listener: &Arc<Listener>) -> Result<Backend, PgError> {
+    with_member(shared, listener, |addr| try_member(shared, listener, addr)).await
+}
+
+/// Connects to one member; `Left` if it stopped serving the listener meanwhile.
 async fn try_member(
     shared: &Shared,
     listener: &Arc<Listener>,
     addr: BackendAddr,
-) -> Result<Option<Backend>, String> {
+) -> Attempt<Backend> {
     let connect = TcpStream::connect((addr.host.as_str(), addr.port));
     let stream = match tokio::time::timeout(listener.server_connect_timeout, connect).await {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(e.to_string()),
+        Ok(Err(e)) => return Attempt::Failed(e.to_string()),
         Err(_) => {
-            return Err(format!(
+            return Attempt::Failed(format!(
                 "no answer within {:?}",
                 listener.server_connect_timeout
             ))
@@ -93,14 +127,14 @@ async fn try_member(
     // before it is seen by the check. Either way no byte reaches a member that left.
     let (guard, kill) = listener.sessions.register(&addr.member);
     if !listener.serves(&shared.topology.load(), &addr.member) {
-        return Ok(None);
+        return Attempt::Left;
     }
-    Ok(Some(Backend {
+    Attempt::Done(Backend {
         stream,
         addr,
         guard,
         kill,
-    }))
+    })
 }
 
 fn no_member_error(

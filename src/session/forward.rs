@@ -5,6 +5,7 @@
 use std::pin::pin;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
@@ -12,8 +13,9 @@ use tokio::net::TcpStream;
 use super::connect::Backend;
 use super::Shared;
 use crate::protocol::frame::{parse_backend_key, BoundaryTracker, Seen, BACKEND_KEY_DATA};
+use crate::protocol::io::cancel_packet;
 use crate::protocol::{CancelKey, PgError, ProtocolError};
-use crate::route::cancel::{BackendAddr, CancelGuard};
+use crate::route::cancel::{BackendAddr, CancelGuard, CancelTarget};
 use crate::route::{CancelMap, KillReason};
 
 const BUF: usize = 8 * 1024;
@@ -113,7 +115,7 @@ async fn copy(
                     for s in seen.drain(..) {
                         if let Some((pid, secret)) = parse_backend_key(&s.body) {
                             let key = CancelKey { pid, secret: secret.into() };
-                            side.cancel_guard = Some(shared.cancels.insert(key, addr.clone()));
+                            side.cancel_guard = Some(shared.cancels.insert(key, CancelTarget::Direct(addr.clone())));
                         }
                     }
                     side.writing = true;
@@ -125,13 +127,27 @@ async fn copy(
     }
 }
 
-/// Sends a CancelRequest to the backend that issued `key`; unknown keys are ignored,
-/// as PostgreSQL does.
+/// Sends a CancelRequest to the backend behind `key`; unknown keys, and pooled clients
+/// between transactions, are ignored, as PostgreSQL ignores unknown keys.
 pub async fn cancel(cancels: &CancelMap, key: &CancelKey, raw: &[u8]) {
-    let Some(addr) = cancels.get(key) else {
-        tracing::debug!(pid = key.pid, "cancel request for an unknown key ignored");
-        return;
+    let (addr, packet) = match cancels.get(key) {
+        Some(CancelTarget::Direct(addr)) => (addr, Bytes::copy_from_slice(raw)),
+        Some(CancelTarget::Pooled(target)) => {
+            let Some((addr, server_key)) = target.get() else {
+                tracing::debug!(
+                    pid = key.pid,
+                    "cancel request for an idle pooled client ignored"
+                );
+                return;
+            };
+            (addr, cancel_packet(&server_key))
+        }
+        None => {
+            tracing::debug!(pid = key.pid, "cancel request for an unknown key ignored");
+            return;
+        }
     };
+    let raw = &packet[..];
     let send = async {
         let mut s = TcpStream::connect((addr.host.as_str(), addr.port)).await?;
         s.write_all(raw).await?;

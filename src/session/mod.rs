@@ -5,6 +5,7 @@
 
 pub mod connect;
 pub mod forward;
+pub mod pooled;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +29,14 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct Shared {
     pub topology: Arc<TopologyStore>,
     pub cancels: Arc<CancelMap>,
+    /// How pooling listeners authenticate clients (`[auth]`).
+    pub auth: Option<AuthSetup>,
+}
+
+/// `[auth]`, loaded.
+pub struct AuthSetup {
+    pub method: crate::auth::AuthMethod,
+    pub users: crate::auth::UserList,
 }
 
 impl Shared {
@@ -36,6 +45,7 @@ impl Shared {
         Self {
             topology,
             cancels: Arc::default(),
+            auth: None,
         }
     }
 }
@@ -91,6 +101,9 @@ async fn serve(
             let db = params.get("database").map_or(user, String::as_str);
             tracing::Span::current().record("user", user);
             tracing::debug!(user, db, "startup");
+            if let Some(setup) = &listener.pool {
+                return pooled::run(shared, listener, setup, client, &params).await;
+            }
             match connect::connect(shared, listener).await {
                 Ok(backend) => forward::run(shared, client, backend, &raw).await,
                 Err(err) => {

@@ -122,7 +122,7 @@ fn sync_set(state: &ClusterState) -> BTreeSet<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topology::state::{FailoverRecord, SyncRecord, Tags};
+    use crate::topology::state::{FailoverRecord, SyncRecord};
 
     fn record(
         name: &str,
@@ -131,20 +131,14 @@ mod tests {
         replay: Option<u64>,
     ) -> MemberRecord {
         MemberRecord {
-            name: name.to_owned(),
             host: Some(format!("{name}.db")),
-            port: 5432,
-            api_url: None,
             role,
             state: "running".to_owned(),
             version: Some("4.1.4".to_owned()),
             timeline: Some(4),
             xlog_location: xlog,
             replay_lsn: replay,
-            receive_lsn: None,
-            replication_state: None,
-            tags: Tags::default(),
-            pause: false,
+            ..MemberRecord::new(name)
         }
     }
 

@@ -87,6 +87,30 @@ pub struct MemberRecord {
     pub pause: bool,
 }
 
+impl MemberRecord {
+    /// A member known only by name: no address, unknown role and state, so never routable
+    /// until the fields say otherwise.
+    #[must_use]
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            host: None,
+            port: 5432,
+            api_url: None,
+            role: MemberRole::Other(String::new()),
+            state: String::new(),
+            version: None,
+            timeline: None,
+            xlog_location: None,
+            replay_lsn: None,
+            receive_lsn: None,
+            replication_state: None,
+            tags: Tags::default(),
+            pause: false,
+        }
+    }
+}
+
 /// The `sync` key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncRecord {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,10 +12,10 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use rolegate::config::units::Dur;
-use rolegate::config::{Balance, ListenerConfig, ListenerRole};
+use rolegate::auth::{AuthMethod, UserList};
+use rolegate::config::ListenerRole;
 use rolegate::route::Listener;
-use rolegate::session::Shared;
+use rolegate::session::{AuthSetup, Shared};
 use rolegate::topology::{derive, TopologyStore};
 
 /// What a fake backend saw.
@@ -24,6 +25,8 @@ pub struct Seen {
     pub startups: usize,
     pub cancels: Vec<(i32, Vec<u8>)>,
     pub bytes_after_startup: usize,
+    /// Connections that ended (client side closed or sent Terminate).
+    pub closed: usize,
 }
 
 /// A backend that answers every startup with AuthenticationOk, BackendKeyData(pid, secret),
@@ -72,20 +75,33 @@ async fn serve(mut c: TcpStream, pid: i32, seen: Arc<Mutex<Seen>>) {
     if c.write_all(&out).await.is_err() {
         return;
     }
+    // Every chunk is answered with ReadyForQuery; BEGIN opens a transaction, COMMIT ends it.
     let mut buf = [0u8; 1024];
+    let mut in_txn = false;
     while let Ok(n) = c.read(&mut buf).await {
-        if n == 0 {
-            return;
+        if n == 0 || buf[..n] == [b'X', 0, 0, 0, 4] {
+            break;
         }
         seen.lock().unwrap().bytes_after_startup += n;
-        if c.write_all(&msg(b'Z', b"I")).await.is_err() {
-            return;
+        let text = String::from_utf8_lossy(&buf[..n]);
+        in_txn = (in_txn || text.contains("BEGIN")) && !text.contains("COMMIT");
+        if c.write_all(&msg(b'Z', if in_txn { b"T" } else { b"I" }))
+            .await
+            .is_err()
+        {
+            break;
         }
     }
+    seen.lock().unwrap().closed += 1;
+}
+
+/// A simple Query message.
+pub fn query(sql: &str) -> Vec<u8> {
+    msg(b'Q', format!("{sql}\0").as_bytes())
 }
 
 pub fn secret(pid: i32) -> [u8; 4] {
-    (pid as u32 ^ 0xdead_beef).to_be_bytes()
+    (pid.cast_unsigned() ^ 0xdead_beef).to_be_bytes()
 }
 
 pub fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
@@ -176,24 +192,52 @@ pub struct Proxy {
 
 impl Proxy {
     pub async fn start(roles: &[(ListenerRole, Option<u64>)], connect_wait: Duration) -> Self {
+        let specs: Vec<String> = roles
+            .iter()
+            .map(|(role, max_lag)| {
+                let role = format!("{role:?}").to_lowercase();
+                let lag = max_lag
+                    .map(|l| format!("max_lag = {l}\n"))
+                    .unwrap_or_default();
+                format!(
+                    "role = \"{role}\"\nconnect_wait = \"{}ms\"\n{lag}",
+                    connect_wait.as_millis()
+                )
+            })
+            .collect();
+        Self::start_toml(&specs, None).await
+    }
+
+    /// Listeners from `[[listener]]` bodies (without `addr`, which is chosen here), with an
+    /// optional `[auth]` body; everything else gets the config defaults.
+    pub async fn start_toml(specs: &[String], auth: Option<&str>) -> Self {
         let store = Arc::new(TopologyStore::new());
-        let shared = Arc::new(Shared::new(store.clone()));
-        let mut bound = Vec::new();
-        let mut addrs = Vec::new();
-        for (role, max_lag) in roles {
+        let mut shared = Shared::new(store.clone());
+        let mut text = String::from("[cluster]\nscope = \"demo\"\n");
+        if let Some(a) = auth {
+            let _ = writeln!(text, "[auth]\n{a}");
+            shared.auth = Some(AuthSetup {
+                method: AuthMethod::Trust,
+                users: UserList::default(),
+            });
+        }
+        let mut tcps = Vec::new();
+        for spec in specs {
             let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = tcp.local_addr().unwrap();
-            let cfg = ListenerConfig {
-                name: None,
-                addr,
-                role: *role,
-                balance: Balance::RoundRobin,
-                max_lag: max_lag.map(rolegate::config::units::ByteSize),
-                connect_wait: Dur(connect_wait),
-                server_connect_timeout: Dur(Duration::from_secs(1)),
-            };
+            let _ = writeln!(
+                text,
+                "[[listener]]\naddr = \"{addr}\"\nserver_connect_timeout = \"1s\"\n{spec}"
+            );
+            tcps.push((tcp, addr));
+        }
+        let config = rolegate::config::parse(&text, "test").unwrap();
+        let shared = Arc::new(shared);
+        let mut bound = Vec::new();
+        let mut addrs = Vec::new();
+        for ((tcp, addr), cfg) in tcps.into_iter().zip(&config.listeners) {
             addrs.push(addr);
-            bound.push((tcp, Arc::new(Listener::from_config(&cfg))));
+            bound.push((tcp, Arc::new(Listener::from_config(cfg))));
         }
         let listeners = bound.iter().map(|(_, l)| l.clone()).collect();
         rolegate::app::serve(&shared, bound);
@@ -223,7 +267,7 @@ impl Proxy {
                     key = (
                         i32::from_be_bytes([body[0], body[1], body[2], body[3]]),
                         body[4..].to_vec(),
-                    )
+                    );
                 }
                 b'Z' => return (c, key.0, key.1),
                 b'E' => panic!("startup failed: {:?}", error_fields(&body)),

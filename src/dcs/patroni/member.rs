@@ -70,20 +70,9 @@ fn with_conn_url(name: &str, conn_url: Option<&str>) -> MemberRecord {
     }
     let (host, port) = address.map_or((None, DEFAULT_PORT), |(h, p)| (Some(h), p));
     MemberRecord {
-        name: name.to_owned(),
         host,
         port,
-        api_url: None,
-        role: MemberRole::Other(String::new()),
-        state: String::new(),
-        version: None,
-        timeline: None,
-        xlog_location: None,
-        replay_lsn: None,
-        receive_lsn: None,
-        replication_state: None,
-        tags: Tags::default(),
-        pause: false,
+        ..MemberRecord::new(name)
     }
 }
 

@@ -1,0 +1,143 @@
+//! Server connection pools: one [`ServerPool`] per (member, database, user) and listener,
+//! RAII [`Checkout`]s, the maintenance loop (idle timeout, lifetime, `min_pool_size`), and
+//! draining the pools of members that leave a listener's role.
+//! Reads topology snapshots; never writes them.
+
+pub mod server;
+pub mod server_pool;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+pub use server::{Login, ServerConn, ServerError};
+pub use server_pool::{Checkout, PoolError, PoolSettings, ServerPool};
+
+use crate::route::cancel::BackendAddr;
+
+/// A pooling listener's setup: its pools and its client limit.
+pub struct PoolSetup {
+    pub mode: crate::config::PoolMode,
+    pub pools: Arc<Pools>,
+    /// One permit per client connection (`max_client_conn`).
+    pub clients: Arc<tokio::sync::Semaphore>,
+    pub max_client_conn: usize,
+    /// Run before a session-mode server goes back to the pool; empty = none.
+    pub reset_query: String,
+    /// Disconnect a client idle inside a transaction this long.
+    pub idle_transaction_timeout: Option<Duration>,
+}
+
+impl PoolSetup {
+    #[must_use]
+    pub fn from_config(c: &crate::config::ListenerConfig) -> Option<Self> {
+        let mode = c.pool_mode?;
+        let size = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
+        let settings = PoolSettings {
+            size: size(c.pool_size),
+            min_size: size(c.min_pool_size),
+            reserve_size: size(c.reserve_pool_size),
+            reserve_timeout: c.reserve_pool_timeout.0,
+            idle_timeout: c.server_idle_timeout.0,
+            lifetime: c.server_lifetime.0,
+            wait_timeout: c.query_wait_timeout.0,
+            connect_timeout: c.server_connect_timeout.0,
+        };
+        Some(Self {
+            mode,
+            pools: Arc::new(Pools::new(settings)),
+            clients: Arc::new(tokio::sync::Semaphore::new(size(c.max_client_conn))),
+            max_client_conn: size(c.max_client_conn),
+            reset_query: c.server_reset_query.clone(),
+            idle_transaction_timeout: (!c.idle_transaction_timeout.0.is_zero())
+                .then_some(c.idle_transaction_timeout.0),
+        })
+    }
+}
+
+/// Which pool: a member, a database, a user.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PoolKey {
+    pub member: String,
+    pub database: String,
+    pub user: String,
+}
+
+/// The pools of one listener.
+pub struct Pools {
+    pub settings: PoolSettings,
+    map: Mutex<HashMap<PoolKey, Arc<ServerPool>>>,
+}
+
+impl Pools {
+    #[must_use]
+    pub fn new(settings: PoolSettings) -> Self {
+        Self {
+            settings,
+            map: Mutex::default(),
+        }
+    }
+
+    fn map(&self) -> MutexGuard<'_, HashMap<PoolKey, Arc<ServerPool>>> {
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The pool for `addr`/`login`, made on first use. A draining pool is replaced.
+    pub fn get(&self, addr: &BackendAddr, login: &Login) -> Arc<ServerPool> {
+        let key = PoolKey {
+            member: addr.member.clone(),
+            database: login.database.clone(),
+            user: login.user.clone(),
+        };
+        let mut map = self.map();
+        if let Some(p) = map.get(&key) {
+            if !p.is_draining() && p.addr == *addr {
+                return p.clone();
+            }
+            p.drain();
+        }
+        let pool = ServerPool::new(addr.clone(), login.clone(), self.settings.clone());
+        map.insert(key, pool.clone());
+        pool
+    }
+
+    /// Drains and forgets the pools of members for which `keep` is false.
+    pub fn drain_unless(&self, keep: impl Fn(&str) -> bool) -> usize {
+        let mut map = self.map();
+        let before = map.len();
+        map.retain(|k, p| {
+            let stay = keep(&k.member);
+            if !stay {
+                p.drain();
+            }
+            stay
+        });
+        before - map.len()
+    }
+
+    /// Every pool, for stats.
+    #[must_use]
+    pub fn all(&self) -> Vec<(PoolKey, Arc<ServerPool>)> {
+        self.map()
+            .iter()
+            .map(|(k, p)| (k.clone(), p.clone()))
+            .collect()
+    }
+
+    /// Enforces idle timeout and lifetime, and opens connections up to `min_pool_size`.
+    /// Runs until the process ends.
+    pub async fn maintain(self: Arc<Self>, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            for (_, pool) in self.all() {
+                for _ in 0..pool.maintain() {
+                    if let Err(e) = pool.prefill_one().await {
+                        tracing::debug!(member = %pool.addr.member, error = %e, "min_pool_size: cannot open");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! One server connection of a pool: connected, logged in, and at ReadyForQuery idle.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::auth::{answer_server_auth, AuthError, ServerCredentials};
+use crate::protocol::frame::parse_backend_key;
+use crate::protocol::io::{
+    message, parse_error_fields, parse_parameter_status, read_message, startup_packet,
+};
+use crate::protocol::{CancelKey, PgError, ProtocolError};
+use crate::route::cancel::BackendAddr;
+
+/// How a pool logs into its servers.
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub user: String,
+    pub database: String,
+    pub creds: ServerCredentials,
+}
+
+/// Why a server connection could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot connect to {0}: {1}")]
+    Connect(String, std::io::Error),
+    #[error("{0} did not finish its login within {1:?}")]
+    Timeout(String, Duration),
+    #[error("login to {0} failed: {1}")]
+    Auth(String, AuthError),
+    #[error("{member} refused the session: {code} {message}")]
+    Refused {
+        member: String,
+        code: String,
+        message: String,
+    },
+    #[error("{0}: {1}")]
+    Protocol(String, ProtocolError),
+}
+
+impl ServerError {
+    /// What the client is told.
+    #[must_use]
+    pub fn to_client_error(&self, user: &str) -> PgError {
+        match self {
+            Self::Auth(_, e) => e.to_client_error(user),
+            Self::Refused { code, message, .. } => PgError::fatal(sqlstate(code), message.clone()),
+            other => PgError::fatal("08001", format!("rolegate: could not open a server connection: {other}"))
+                .with_hint("rolegate retries when the next transaction needs a server; check the member's PostgreSQL log."),
+        }
+    }
+}
+
+/// SQLSTATEs the server sends at login, kept as static strings for `PgError`.
+fn sqlstate(code: &str) -> &'static str {
+    const KNOWN: [&str; 8] = [
+        "3D000", "28000", "28P01", "53300", "57P03", "42501", "08004", "0A000",
+    ];
+    KNOWN.into_iter().find(|k| *k == code).unwrap_or("08004")
+}
+
+/// A logged-in server connection.
+pub struct ServerConn {
+    pub stream: TcpStream,
+    pub addr: BackendAddr,
+    /// ParameterStatus values the server reported (kept current by the session).
+    pub params: BTreeMap<String, String>,
+    /// The server's own cancel key.
+    pub key: CancelKey,
+    pub created: Instant,
+    /// When it was last returned to the pool.
+    pub idle_since: Instant,
+}
+
+impl ServerConn {
+    /// Connects and logs in; returns once the server is ReadyForQuery.
+    pub async fn open(
+        addr: &BackendAddr,
+        login: &Login,
+        timeout: Duration,
+    ) -> Result<Self, ServerError> {
+        match tokio::time::timeout(timeout, Self::open_inner(addr, login)).await {
+            Ok(r) => r,
+            Err(_) => Err(ServerError::Timeout(addr.member.clone(), timeout)),
+        }
+    }
+
+    async fn open_inner(addr: &BackendAddr, login: &Login) -> Result<Self, ServerError> {
+        let member = addr.member.clone();
+        let mut stream = TcpStream::connect((addr.host.as_str(), addr.port))
+            .await
+            .map_err(|e| ServerError::Connect(member.clone(), e))?;
+        let _ = stream.set_nodelay(true);
+        let startup = startup_packet(&[("user", &login.user), ("database", &login.database)]);
+        let proto = |e: std::io::Error| ServerError::Protocol(member.clone(), e.into());
+        stream.write_all(&startup).await.map_err(proto)?;
+        answer_server_auth(&mut stream, &login.user, &login.creds)
+            .await
+            .map_err(|e| ServerError::Auth(member.clone(), e))?;
+        let mut params = BTreeMap::new();
+        let mut key = None;
+        loop {
+            let (tag, body) = read_message(&mut stream, 64 * 1024)
+                .await
+                .map_err(|e| ServerError::Protocol(member.clone(), e))?;
+            match tag {
+                b'S' => params.extend(parse_parameter_status(&body)),
+                b'K' => key = parse_backend_key(&body),
+                b'E' => return Err(refused(&member, &body)),
+                b'Z' => break,
+                _ => {} // NoticeResponse and anything new: not needed
+            }
+        }
+        let (pid, secret) = key.unwrap_or((0, Vec::new()));
+        let now = Instant::now();
+        Ok(Self {
+            stream,
+            addr: addr.clone(),
+            params,
+            key: CancelKey {
+                pid,
+                secret: Bytes::from(secret),
+            },
+            created: now,
+            idle_since: now,
+        })
+    }
+
+    /// Whether the server closed the connection while it sat idle (a read would not block).
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        let mut b = [0u8; 1];
+        !matches!(self.stream.try_read(&mut b), Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
+    /// Sends Terminate without waiting; used when closing from synchronous code.
+    pub fn terminate(&self) {
+        let _ = self.stream.try_write(&message(b'X', b""));
+    }
+}
+
+fn refused(member: &str, body: &[u8]) -> ServerError {
+    let fields = parse_error_fields(body);
+    let get = |c: u8| {
+        fields
+            .iter()
+            .find(|(k, _)| *k == c)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    ServerError::Refused {
+        member: member.to_owned(),
+        code: get(b'C'),
+        message: get(b'M'),
+    }
+}

@@ -1,0 +1,248 @@
+//! One pool: the server connections of one (member, database, user), bounded by
+//! `pool_size` (+ `reserve_pool_size` for clients that waited `reserve_pool_timeout`).
+//!
+//! Checked-out connections are counted by semaphore permits, idle ones sit in a LIFO list,
+//! so `checked out + idle <= size` holds without a separate counter that could drift.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::server::{Login, ServerConn, ServerError};
+use crate::route::cancel::BackendAddr;
+
+/// Limits and timeouts of a pool (a listener's pool settings).
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub size: usize,
+    pub min_size: usize,
+    pub reserve_size: usize,
+    pub reserve_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub lifetime: Duration,
+    pub wait_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+/// Why no server connection could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error("no server connection became free within {0:?} (pool_size {1})")]
+    WaitTimeout(Duration, usize),
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    #[error("the pool is closing: its member left the listener's role")]
+    Draining,
+}
+
+/// The pool of one (member, database, user).
+pub struct ServerPool {
+    pub addr: BackendAddr,
+    pub login: Login,
+    pub settings: PoolSettings,
+    permits: Arc<Semaphore>,
+    reserve: Arc<Semaphore>,
+    idle: Mutex<Vec<ServerConn>>,
+    draining: AtomicBool,
+    /// Connections opened and closed since the pool was made, for stats.
+    pub opened: AtomicU64,
+    pub closed: AtomicU64,
+}
+
+/// A checked-out server connection. `release` returns it; dropping it closes it (a
+/// connection whose state is unknown is never handed to another client).
+pub struct Checkout {
+    conn: Option<ServerConn>,
+    pool: Arc<ServerPool>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Checkout {
+    /// The connection. Always present until `release` or drop.
+    #[must_use]
+    pub fn conn(&mut self) -> &mut ServerConn {
+        // `conn` is only taken by `release` (which consumes self) and `Drop`.
+        self.conn
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("checkout without a connection"))
+    }
+
+    #[must_use]
+    pub fn pool(&self) -> &Arc<ServerPool> {
+        &self.pool
+    }
+
+    /// Returns a clean (ReadyForQuery idle) connection to the pool.
+    pub fn release(mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.put_back(conn);
+        }
+    }
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.close(&conn);
+        }
+    }
+}
+
+impl ServerPool {
+    #[must_use]
+    pub fn new(addr: BackendAddr, login: Login, settings: PoolSettings) -> Arc<Self> {
+        Arc::new(Self {
+            addr,
+            login,
+            permits: Arc::new(Semaphore::new(settings.size)),
+            reserve: Arc::new(Semaphore::new(settings.reserve_size)),
+            settings,
+            idle: Mutex::new(Vec::new()),
+            draining: AtomicBool::new(false),
+            opened: AtomicU64::new(0),
+            closed: AtomicU64::new(0),
+        })
+    }
+
+    fn idle(&self) -> MutexGuard<'_, Vec<ServerConn>> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A connection for one transaction (or session): an idle one, or a new one, waiting
+    /// up to `wait_timeout` when `pool_size` are in use.
+    pub async fn checkout(self: &Arc<Self>) -> Result<Checkout, PoolError> {
+        let permit = self.acquire().await?;
+        if let Some(conn) = self.take_idle() {
+            return Ok(Checkout {
+                conn: Some(conn),
+                pool: self.clone(),
+                _permit: permit,
+            });
+        }
+        let conn = ServerConn::open(&self.addr, &self.login, self.settings.connect_timeout).await?;
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        Ok(Checkout {
+            conn: Some(conn),
+            pool: self.clone(),
+            _permit: permit,
+        })
+    }
+
+    async fn acquire(&self) -> Result<OwnedSemaphorePermit, PoolError> {
+        if self.draining.load(Ordering::Acquire) {
+            return Err(PoolError::Draining);
+        }
+        let s = &self.settings;
+        let first_wait = if s.reserve_size > 0 {
+            s.reserve_timeout.min(s.wait_timeout)
+        } else {
+            s.wait_timeout
+        };
+        if let Ok(Ok(p)) =
+            tokio::time::timeout(first_wait, self.permits.clone().acquire_owned()).await
+        {
+            return Ok(p);
+        }
+        if let Ok(p) = self.reserve.clone().try_acquire_owned() {
+            return Ok(p);
+        }
+        let rest = s.wait_timeout.saturating_sub(first_wait);
+        match tokio::time::timeout(rest, self.permits.clone().acquire_owned()).await {
+            Ok(Ok(p)) => Ok(p),
+            _ => Err(PoolError::WaitTimeout(s.wait_timeout, s.size)),
+        }
+    }
+
+    /// The most recently used idle connection that is still fit to use.
+    fn take_idle(&self) -> Option<ServerConn> {
+        let mut idle = self.idle();
+        while let Some(conn) = idle.pop() {
+            if conn.is_closed() || conn.created.elapsed() >= self.settings.lifetime {
+                self.close(&conn);
+                continue;
+            }
+            return Some(conn);
+        }
+        None
+    }
+
+    fn put_back(&self, mut conn: ServerConn) {
+        if self.draining.load(Ordering::Acquire) || conn.created.elapsed() >= self.settings.lifetime
+        {
+            self.close(&conn);
+            return;
+        }
+        conn.idle_since = Instant::now();
+        self.idle().push(conn);
+    }
+
+    fn close(&self, conn: &ServerConn) {
+        conn.terminate();
+        self.closed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Closes idle connections past `idle_timeout` or `lifetime` (but keeps `min_size`),
+    /// and says how many more are needed to reach `min_size`.
+    pub fn maintain(&self) -> usize {
+        let mut idle = self.idle();
+        let s = &self.settings;
+        let in_use = s.size.saturating_sub(self.permits.available_permits());
+        let keep_total = s.min_size;
+        let mut kept = Vec::with_capacity(idle.len());
+        for conn in idle.drain(..) {
+            let expired = conn.created.elapsed() >= s.lifetime || conn.is_closed();
+            let idle_too_long =
+                conn.idle_since.elapsed() >= s.idle_timeout && in_use + kept.len() >= keep_total;
+            if expired || idle_too_long {
+                self.close(&conn);
+            } else {
+                kept.push(conn);
+            }
+        }
+        *idle = kept;
+        keep_total.saturating_sub(in_use + idle.len())
+    }
+
+    /// Opens one connection into the idle list (for `min_pool_size`).
+    pub async fn prefill_one(self: &Arc<Self>) -> Result<(), PoolError> {
+        let permit = self
+            .permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| PoolError::WaitTimeout(Duration::ZERO, self.settings.size))?;
+        let conn = ServerConn::open(&self.addr, &self.login, self.settings.connect_timeout).await?;
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        drop(permit);
+        self.put_back(conn);
+        Ok(())
+    }
+
+    /// Stops handing out connections: closes the idle ones now, the busy ones on release.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Release);
+        for conn in self.idle().drain(..) {
+            self.close(&conn);
+        }
+    }
+
+    #[must_use]
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// (checked out, idle).
+    #[must_use]
+    pub fn counts(&self) -> (usize, usize) {
+        let busy = self
+            .settings
+            .size
+            .saturating_sub(self.permits.available_permits())
+            + self
+                .settings
+                .reserve_size
+                .saturating_sub(self.reserve.available_permits());
+        (busy, self.idle().len())
+    }
+}

@@ -1,0 +1,121 @@
+//! The session parameters a pooled client expects, re-applied on whichever server it lands.
+
+use std::collections::BTreeMap;
+
+/// Parameters a client may set that the server reports (GUC_REPORT) and that differ
+/// between sessions; re-applied with SET when a client lands on a server whose values
+/// differ (PgBouncer's tracked set).
+pub const TRACKED: [&str; 6] = [
+    "application_name",
+    "client_encoding",
+    "DateStyle",
+    "IntervalStyle",
+    "TimeZone",
+    "standard_conforming_strings",
+];
+
+/// The client's view of its tracked parameters.
+#[derive(Debug, Default, Clone)]
+pub struct ClientParams {
+    values: BTreeMap<&'static str, String>,
+}
+
+impl ClientParams {
+    /// From the startup packet (names compared case-insensitively, as PostgreSQL does).
+    #[must_use]
+    pub fn from_startup(params: &BTreeMap<String, String>) -> Self {
+        let mut me = Self::default();
+        for (k, v) in params {
+            me.set(k, v);
+        }
+        me
+    }
+
+    /// Records a value (from the startup packet, or a ParameterStatus after the client's SET).
+    pub fn set(&mut self, name: &str, value: &str) {
+        if let Some(t) = TRACKED.iter().find(|t| t.eq_ignore_ascii_case(name)) {
+            self.values.insert(t, value.to_owned());
+        }
+    }
+
+    /// Fills in what the client did not set from the server's values (first server).
+    pub fn adopt_defaults(&mut self, server: &BTreeMap<String, String>) {
+        for t in TRACKED {
+            if let Some(v) = server.get(t) {
+                self.values.entry(t).or_insert_with(|| v.clone());
+            }
+        }
+    }
+
+    /// `SET` statements that make `server` match the client, or `None` if it already does.
+    #[must_use]
+    pub fn sync_sql(&self, server: &BTreeMap<String, String>) -> Option<String> {
+        let sets: Vec<String> = self
+            .values
+            .iter()
+            .filter(|(k, v)| server.get(**k) != Some(*v))
+            .map(|(k, v)| format!("SET {k} TO {};", quote(v)))
+            .collect();
+        (!sets.is_empty()).then(|| sets.join(" "))
+    }
+
+    /// What the client is told at login: the server's parameters, with its own values.
+    #[must_use]
+    pub fn merged(&self, server: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let mut all = server.clone();
+        for (k, v) in &self.values {
+            all.insert((*k).to_owned(), v.clone());
+        }
+        all
+    }
+}
+
+/// A SQL string literal.
+fn quote(v: &str) -> String {
+    format!("'{}'", v.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn only_differences_are_set_and_values_are_quoted() {
+        let mut c = ClientParams::from_startup(&map(&[
+            ("user", "u"),
+            ("application_name", "it's me"),
+            ("datestyle", "ISO, DMY"),
+        ]));
+        let server = map(&[
+            ("application_name", ""),
+            ("DateStyle", "ISO, DMY"),
+            ("TimeZone", "UTC"),
+        ]);
+        assert_eq!(
+            c.sync_sql(&server).as_deref(),
+            Some("SET application_name TO 'it''s me';")
+        );
+        c.adopt_defaults(&server);
+        let same = map(&[
+            ("application_name", "it's me"),
+            ("DateStyle", "ISO, DMY"),
+            ("TimeZone", "UTC"),
+        ]);
+        assert_eq!(c.sync_sql(&same), None);
+        c.set("TimeZone", "Europe/Paris");
+        assert_eq!(
+            c.sync_sql(&same).as_deref(),
+            Some("SET TimeZone TO 'Europe/Paris';")
+        );
+        assert_eq!(c.merged(&same)["TimeZone"], "Europe/Paris");
+        c.set("search_path", "x");
+        assert!(!c.merged(&same).contains_key("search_path"));
+    }
+}

@@ -1,0 +1,307 @@
+//! `rolegate::auth` against a real PostgreSQL 15: logging into it with passwords, md5
+//! digests and SCRAM keys recovered from a client's proof, and psql logging into
+//! `authenticate_client`. Starts its own server (as the `postgres` user) on
+//! 127.0.0.1:26543 and stops it on drop, also when a check panics.
+
+use std::net::TcpStream as StdTcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, ensure, Context, Result};
+use rolegate::auth::md5::md5_secret;
+use rolegate::auth::{
+    answer_server_auth, authenticate_client, AuthError, AuthMethod, ScramKeys, Secret,
+    ServerCredentials,
+};
+use rolegate::protocol::startup::{read_first_packet, NO_ENCRYPTION};
+use rolegate::protocol::FirstPacket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const BIN: &str = "/usr/lib/postgresql/15/bin";
+const PORT: u16 = 26543;
+const SCRAM_USER: &str = "scram_user";
+const SCRAM_PW: &str = "scram-pw";
+const MD5_USER: &str = "md5_user";
+const MD5_PW: &str = "md5-pw";
+
+/// A throwaway PostgreSQL cluster; dropping it stops the server and removes the dir.
+struct Pg {
+    dir: PathBuf,
+    ids: (u32, u32),
+}
+
+impl Pg {
+    fn start() -> Result<Self> {
+        ensure!(
+            StdTcpStream::connect(("127.0.0.1", PORT)).is_err(),
+            "port {PORT} is taken (a server left over from an earlier run?)"
+        );
+        let ids = (id("-u")?, id("-g")?);
+        let dir = std::env::temp_dir().join(format!("rolegate-auth-pg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        std::os::unix::fs::chown(&dir, Some(ids.0), Some(ids.1))?;
+        let pg = Self { dir, ids };
+        let data = pg.data();
+        pg.run(
+            "initdb",
+            &["-D", &data, "-U", "postgres", "-A", "trust", "--no-sync"],
+        )?;
+        let conf = format!(
+            "port = {PORT}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
+             password_encryption = 'scram-sha-256'\nfsync = off\n",
+            pg.dir.display()
+        );
+        append(&Path::new(&data).join("postgresql.conf"), &conf)?;
+        let hba = format!(
+            "local all all trust\nhost all postgres 127.0.0.1/32 trust\n\
+             host all {MD5_USER} 127.0.0.1/32 md5\nhost all all 127.0.0.1/32 scram-sha-256\n"
+        );
+        std::fs::write(Path::new(&data).join("pg_hba.conf"), hba)?;
+        let log = pg.dir.join("log").display().to_string();
+        pg.run("pg_ctl", &["start", "-w", "-D", &data, "-l", &log])?;
+        pg.psql(&format!(
+            "CREATE ROLE {SCRAM_USER} LOGIN PASSWORD '{SCRAM_PW}'; SET password_encryption = 'md5'; \
+             CREATE ROLE {MD5_USER} LOGIN PASSWORD '{MD5_PW}';"
+        ))?;
+        Ok(pg)
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").display().to_string()
+    }
+
+    /// Runs a PostgreSQL binary as the postgres user.
+    fn run(&self, bin: &str, args: &[&str]) -> Result<String> {
+        let out = Command::new(Path::new(BIN).join(bin))
+            .args(args)
+            .uid(self.ids.0)
+            .gid(self.ids.1)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("run {bin}"))?;
+        if !out.status.success() {
+            bail!("{bin} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    /// One psql command as superuser over the Unix socket; trimmed unaligned output.
+    fn psql(&self, sql: &str) -> Result<String> {
+        let conninfo = format!("host={} port={PORT} user=postgres", self.dir.display());
+        let out = Command::new("/usr/bin/psql")
+            .args([
+                "-X",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                &conninfo,
+                "-c",
+                sql,
+            ])
+            .stdin(Stdio::null())
+            .output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        ensure!(out.status.success(), "psql: {stderr}");
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    /// The user's `pg_authid.rolpassword`, parsed as an auth_file secret.
+    fn stored_secret(&self, user: &str) -> Result<Secret> {
+        let text = self.psql(&format!(
+            "SELECT rolpassword FROM pg_authid WHERE rolname = '{user}'"
+        ))?;
+        Ok(Secret::parse(&text)?)
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        let _ = self.run("pg_ctl", &["stop", "-m", "immediate", "-D", &self.data()]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn id(flag: &str) -> Result<u32> {
+    let out = Command::new("id").args([flag, "postgres"]).output()?;
+    Ok(String::from_utf8(out.stdout)?.trim().parse()?)
+}
+
+fn append(path: &Path, text: &str) -> Result<()> {
+    let mut conf = std::fs::read_to_string(path)?;
+    conf.push_str(text);
+    Ok(std::fs::write(path, conf)?)
+}
+
+/// Connects, sends a v3.0 startup packet, lets `answer_server_auth` log in, then reads
+/// through ReadyForQuery so the session is known to be usable.
+async fn login(user: &str, creds: &ServerCredentials) -> Result<(), AuthError> {
+    let mut stream = TcpStream::connect(("127.0.0.1", PORT)).await?;
+    let params = format!("user\0{user}\0database\0postgres\0\0");
+    let mut packet = ((params.len() + 8) as u32).to_be_bytes().to_vec();
+    packet.extend_from_slice(&196_608u32.to_be_bytes());
+    packet.extend_from_slice(params.as_bytes());
+    stream.write_all(&packet).await?;
+    answer_server_auth(&mut stream, user, creds).await?;
+    loop {
+        let tag = stream.read_u8().await?;
+        let len = stream.read_u32().await?;
+        let mut body = vec![0; len as usize - 4];
+        stream.read_exact(&mut body).await?;
+        if tag == b'Z' {
+            return Ok(());
+        }
+    }
+}
+
+fn assert_rejected(result: Result<(), AuthError>) {
+    match result {
+        Err(AuthError::Server { code, message }) => {
+            assert_eq!(code, "28P01", "{message}");
+            assert!(
+                message.contains("password authentication failed"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a 28P01 from the server, got {other:?}"),
+    }
+}
+
+/// The proxy's client side: SCRAM-checks a client against `secret` over a duplex and
+/// returns what it recovered, as a session would before logging into the server.
+async fn recover(secret: &Secret, password: &str) -> ServerCredentials {
+    let (mut proxy, mut client) = tokio::io::duplex(4096);
+    let creds = ServerCredentials::Password(password.to_owned());
+    let client = tokio::spawn(async move {
+        let _ = answer_server_auth(&mut client, SCRAM_USER, &creds).await;
+    });
+    let method = AuthMethod::ScramSha256;
+    let got = authenticate_client(&mut proxy, method, SCRAM_USER, Some(secret)).await;
+    drop(proxy);
+    client.await.unwrap();
+    got.expect("client proof accepted")
+}
+
+/// Serves one psql connection with `authenticate_client`; returns psql's stderr and
+/// the type of the first message psql sent after the login, if it succeeded.
+async fn psql_through(
+    method: AuthMethod,
+    user: &str,
+    secret: Secret,
+    pw: &str,
+) -> (String, Option<u8>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let user_owned = user.to_owned();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let first = loop {
+            match read_first_packet(&mut s).await.unwrap() {
+                FirstPacket::SslRequest | FirstPacket::GssEncRequest => {
+                    s.write_all(&[NO_ENCRYPTION]).await.unwrap();
+                }
+                other => break other,
+            }
+        };
+        assert_eq!(first.param("user"), Some(user_owned.as_str()));
+        match authenticate_client(&mut s, method, &user_owned, Some(&secret)).await {
+            // AuthenticationOk, then ReadyForQuery (idle): psql, content with the login
+            // (and with our SCRAM signature), sends its Query, which is left unanswered.
+            Ok(_) => {
+                s.write_all(b"R\0\0\0\x08\0\0\0\0Z\0\0\0\x05I")
+                    .await
+                    .unwrap();
+                s.read_u8().await.ok()
+            }
+            Err(e) => {
+                s.write_all(&e.to_client_error(&user_owned).encode())
+                    .await
+                    .unwrap();
+                None
+            }
+        }
+    });
+    let conninfo = format!(
+        "host=127.0.0.1 port={port} user={user} dbname=postgres sslmode=disable connect_timeout=5"
+    );
+    let out = tokio::process::Command::new("/usr/bin/psql")
+        .args(["-X", "-d", &conninfo, "-c", "select 1"])
+        .env("PGPASSWORD", pw)
+        .env("PGPASSFILE", "/dev/null")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    let next = server.await.unwrap();
+    (String::from_utf8_lossy(&out.stderr).into_owned(), next)
+}
+
+#[tokio::test]
+async fn auth_against_postgres_15() {
+    if !Path::new(BIN).join("postgres").exists() {
+        eprintln!("skipped: no PostgreSQL 15 in {BIN}");
+        return;
+    }
+    let pg = Pg::start().expect("start PostgreSQL");
+
+    // Plain passwords, both methods.
+    login(SCRAM_USER, &ServerCredentials::Password(SCRAM_PW.into()))
+        .await
+        .unwrap();
+    login(MD5_USER, &ServerCredentials::Password(MD5_PW.into()))
+        .await
+        .unwrap();
+    assert_rejected(login(SCRAM_USER, &ServerCredentials::Password("nope".into())).await);
+    assert_rejected(login(MD5_USER, &ServerCredentials::Password("nope".into())).await);
+
+    // The md5 digest PostgreSQL stores is enough to answer its own challenge.
+    let Secret::Md5(digest) = pg.stored_secret(MD5_USER).unwrap() else {
+        panic!("{MD5_USER} has no md5 secret");
+    };
+    assert_eq!(digest, md5_secret(MD5_PW, MD5_USER));
+    login(MD5_USER, &ServerCredentials::Md5(digest))
+        .await
+        .unwrap();
+
+    // SCRAM keys derived from the stored verifier's salt and the known password.
+    let stored = pg.stored_secret(SCRAM_USER).unwrap();
+    let Secret::Scram(verifier) = &stored else {
+        panic!("{SCRAM_USER} has no SCRAM verifier");
+    };
+    let keys = ScramKeys::from_password(SCRAM_PW, &verifier.salt, verifier.iterations);
+    assert_eq!(keys.stored_key(), verifier.stored_key);
+    login(SCRAM_USER, &ServerCredentials::Scram(keys))
+        .await
+        .unwrap();
+
+    // Passthrough: keys recovered from a client's proof (the proxy never sees the
+    // password) log into the real server.
+    let recovered = recover(&stored, SCRAM_PW).await;
+    assert!(matches!(recovered, ServerCredentials::Scram(_)));
+    login(SCRAM_USER, &recovered).await.unwrap();
+
+    // psql authenticating against rolegate's server side.
+    for (method, user, secret, pw) in [
+        (
+            AuthMethod::ScramSha256,
+            SCRAM_USER,
+            stored.clone(),
+            SCRAM_PW,
+        ),
+        (AuthMethod::Md5, MD5_USER, Secret::Md5(digest), MD5_PW),
+    ] {
+        let (ok, next) = psql_through(method, user, secret.clone(), pw).await;
+        assert!(
+            !ok.contains("password authentication failed"),
+            "{method:?}: {ok}"
+        );
+        assert_eq!(next, Some(b'Q'), "{method:?}: psql sent no query: {ok}");
+        let (bad, _) = psql_through(method, user, secret, "wrong").await;
+        let expected = format!("password authentication failed for user \"{user}\"");
+        assert!(bad.contains(&expected), "{method:?}: {bad}");
+    }
+    drop(pg);
+}

@@ -1,0 +1,188 @@
+//! In-process tests of pooling logic against fake backends: sharing, limits, timeouts,
+//! cancel and fencing of pooled sessions. Real drivers against real PostgreSQL are in
+//! `pooling.rs`.
+
+mod fake;
+
+use std::time::{Duration, Instant};
+
+use fake::{cancel_packet, error_fields, member_json, query, read_msg, FakeBackend, Proxy};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+async fn backends() -> [FakeBackend; 2] {
+    [FakeBackend::start(201).await, FakeBackend::start(202).await]
+}
+
+fn keys(b: &[FakeBackend; 2], leader: usize) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let members: Vec<_> = b
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let name = ["pg1", "pg2"][i];
+            (
+                name,
+                member_json(
+                    b.addr,
+                    if i == leader { "primary" } else { "replica" },
+                    "running",
+                    1000,
+                ),
+            )
+        })
+        .collect();
+    fake::keys(Some(["pg1", "pg2"][leader]), &members, None)
+}
+
+async fn pooled(extra: &str) -> Proxy {
+    let spec = format!(
+        "role = \"primary\"\npool_mode = \"transaction\"\nconnect_wait = \"300ms\"\n{extra}"
+    );
+    Proxy::start_toml(&[spec], Some("type = \"trust\"")).await
+}
+
+/// Sends `sql` and returns the status byte of the ReadyForQuery that answers it.
+async fn run(c: &mut TcpStream, sql: &str) -> u8 {
+    c.write_all(&query(sql)).await.unwrap();
+    loop {
+        let (tag, body) = read_msg(c).await.unwrap();
+        match tag {
+            b'Z' => return body[0],
+            b'E' => panic!("error: {:?}", error_fields(&body)),
+            _ => {}
+        }
+    }
+}
+
+async fn fatal(c: &mut TcpStream) -> std::collections::BTreeMap<char, String> {
+    let (tag, body) = tokio::time::timeout(Duration::from_secs(5), read_msg(c))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(tag, b'E');
+    error_fields(&body)
+}
+
+#[tokio::test]
+async fn many_clients_share_a_small_pool_and_see_rolegates_cancel_key() {
+    let b = backends().await;
+    let proxy = pooled("pool_size = 2").await;
+    proxy.publish(&keys(&b, 0));
+    let mut clients = Vec::new();
+    for _ in 0..10 {
+        let (c, pid, _) = proxy.client(0).await;
+        assert_ne!(
+            pid, 201,
+            "a pooled client gets rolegate's key, not the server's"
+        );
+        clients.push(c);
+    }
+    for round in 0..3 {
+        for c in &mut clients {
+            assert_eq!(run(c, &format!("select {round}")).await, b'I');
+        }
+    }
+    let opened = b[0].seen.lock().unwrap().startups;
+    assert!(
+        (1..=2).contains(&opened),
+        "10 clients x 3 transactions used {opened} server connections"
+    );
+}
+
+#[tokio::test]
+async fn a_transaction_keeps_its_server_and_others_wait_then_time_out() {
+    let b = backends().await;
+    let proxy = pooled("pool_size = 1\nquery_wait_timeout = \"300ms\"").await;
+    proxy.publish(&keys(&b, 0));
+    let (mut a, _, _) = proxy.client(0).await;
+    let (mut other, _, _) = proxy.client(0).await;
+    assert_eq!(run(&mut a, "BEGIN").await, b'T');
+    let start = Instant::now();
+    other.write_all(&query("select 1")).await.unwrap();
+    let f = fatal(&mut other).await;
+    assert!(start.elapsed() >= Duration::from_millis(300));
+    assert_eq!(f[&'C'], "53300");
+    assert!(f[&'M'].contains("pool_size 1"), "{}", f[&'M']);
+    // The transaction goes on on its server and ends normally.
+    assert_eq!(run(&mut a, "select 2").await, b'T');
+    assert_eq!(run(&mut a, "COMMIT").await, b'I');
+}
+
+#[tokio::test]
+async fn max_client_conn_refuses_at_once_with_53300() {
+    let b = backends().await;
+    let proxy = pooled("max_client_conn = 2").await;
+    proxy.publish(&keys(&b, 0));
+    let _a = proxy.client(0).await;
+    let _b = proxy.client(0).await;
+    let mut c = TcpStream::connect(proxy.addrs[0]).await.unwrap();
+    c.write_all(&fake::startup_packet("app")).await.unwrap();
+    let f = fatal(&mut c).await;
+    assert_eq!(f[&'C'], "53300");
+    assert!(f[&'M'].contains("max_client_conn 2"));
+}
+
+#[tokio::test]
+async fn client_gone_mid_transaction_never_leaves_a_dirty_server_in_the_pool() {
+    let b = backends().await;
+    let proxy = pooled("pool_size = 4").await;
+    proxy.publish(&keys(&b, 0));
+    let (mut a, _, _) = proxy.client(0).await;
+    assert_eq!(run(&mut a, "BEGIN").await, b'T');
+    drop(a);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while b[0].seen.lock().unwrap().closed == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        b[0].seen.lock().unwrap().closed,
+        1,
+        "the dirty server connection was closed"
+    );
+    let (mut c, _, _) = proxy.client(0).await;
+    assert_eq!(
+        run(&mut c, "select 1").await,
+        b'I',
+        "a fresh server is clean"
+    );
+}
+
+#[tokio::test]
+async fn cancel_with_rolegates_key_reaches_the_server_in_use() {
+    let b = backends().await;
+    let proxy = pooled("pool_size = 2").await;
+    proxy.publish(&keys(&b, 0));
+    let (mut a, pid, secret) = proxy.client(0).await;
+    assert_eq!(run(&mut a, "BEGIN").await, b'T');
+    let mut c = TcpStream::connect(proxy.addrs[0]).await.unwrap();
+    c.write_all(&cancel_packet(pid, &secret)).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while b[0].seen.lock().unwrap().cancels.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let cancels = b[0].seen.lock().unwrap().cancels.clone();
+    assert_eq!(
+        cancels,
+        [(201, fake::secret(201).to_vec())],
+        "the server's own key was used"
+    );
+}
+
+#[tokio::test]
+async fn leader_change_ends_pooled_transactions_and_moves_new_ones() {
+    let b = backends().await;
+    let proxy = pooled("pool_size = 2").await;
+    proxy.publish(&keys(&b, 0));
+    let (mut in_txn, _, _) = proxy.client(0).await;
+    let (mut between, _, _) = proxy.client(0).await;
+    assert_eq!(run(&mut in_txn, "BEGIN").await, b'T');
+    assert_eq!(run(&mut between, "select 1").await, b'I');
+    proxy.publish(&keys(&b, 1));
+    let f = fatal(&mut in_txn).await;
+    assert_eq!(f[&'C'], "57P01");
+    assert!(f[&'M'].contains("leader is now pg2"), "{}", f[&'M']);
+    // A client between transactions keeps its session; its next one runs on pg2.
+    let before = b[1].seen.lock().unwrap().startups;
+    assert_eq!(run(&mut between, "select 2").await, b'I');
+    assert_eq!(b[1].seen.lock().unwrap().startups, before + 1);
+}
