@@ -3,6 +3,7 @@
 //! draining the pools of members that leave a listener's role.
 //! Reads topology snapshots; never writes them.
 
+pub mod prepared;
 pub mod server;
 pub mod server_pool;
 
@@ -26,6 +27,11 @@ pub struct PoolSetup {
     pub reset_query: String,
     /// Disconnect a client idle inside a transaction this long.
     pub idle_transaction_timeout: Option<Duration>,
+    /// Track named prepared statements per client and prepare them on each server,
+    /// keeping at most this many per server (transaction mode; 0 = pass names through).
+    pub max_prepared_statements: usize,
+    /// Statements known to parse, for answering Parse without a server.
+    pub known_statements: prepared::KnownStatements,
 }
 
 impl PoolSetup {
@@ -51,6 +57,8 @@ impl PoolSetup {
             reset_query: c.server_reset_query.clone(),
             idle_transaction_timeout: (!c.idle_transaction_timeout.0.is_zero())
                 .then_some(c.idle_transaction_timeout.0),
+            max_prepared_statements: size(c.max_prepared_statements),
+            known_statements: prepared::KnownStatements::default(),
         })
     }
 }

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use super::prepared::ServerStatements;
 use crate::auth::{answer_server_auth, AuthError, ServerCredentials};
 use crate::protocol::frame::parse_backend_key;
 use crate::protocol::io::{
@@ -74,6 +75,8 @@ pub struct ServerConn {
     pub created: Instant,
     /// When it was last returned to the pool.
     pub idle_since: Instant,
+    /// Named statements rolegate prepared on it (transaction mode).
+    pub statements: ServerStatements,
 }
 
 impl ServerConn {
@@ -127,6 +130,7 @@ impl ServerConn {
             },
             created: now,
             idle_since: now,
+            statements: ServerStatements::default(),
         })
     }
 

@@ -2,6 +2,9 @@
 //! parameters and its own cancel key, then lends it a server connection per transaction
 //! (or for the whole session) through [`relay`].
 
+pub mod backend;
+pub mod expect;
+pub mod frontend;
 pub mod params;
 pub mod relay;
 

@@ -1,51 +1,26 @@
-//! The pooled session loop: client bytes go to the lent server, server bytes come back;
-//! only message tags are followed, to know when a transaction ends (ReadyForQuery idle
-//! with nothing pending) and the server can go back to the pool.
+//! The pooled session loop: client bytes go to the lent server through [`Frontend`],
+//! server bytes come back through [`Backend`]; message boundaries are followed to know
+//! when a transaction ends (ReadyForQuery idle with nothing owed) and the server can go
+//! back to the pool.
 
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::backend::Backend;
+use super::expect::Expected;
+use super::frontend::{Ctx, Flow, Frontend};
 use super::{apply, Client, Held};
 use crate::config::PoolMode;
-use crate::protocol::frame::{BoundaryTracker, Seen};
+use crate::pool::prepared::ServerStatements;
+use crate::protocol::frame::Seen;
 use crate::protocol::io::parse_parameter_status;
 use crate::protocol::{PgError, ProtocolError};
 
 const BUF: usize = 8 * 1024;
 /// A client Terminate message.
 const TERMINATE: [u8; 5] = [b'X', 0, 0, 0, 4];
-
-/// Where the lent server is in the client's protocol flow.
-#[derive(Debug, Clone, Copy)]
-struct Flow {
-    /// ReadyForQuery messages still owed by the server (one per Query, Sync, FunctionCall).
-    pending: u32,
-    /// Extended-protocol messages were sent since the last Sync.
-    extended: bool,
-    /// Transaction status of the last ReadyForQuery: `I`dle, in `T`ransaction, `E`rror.
-    status: u8,
-}
-
-impl Flow {
-    /// Nothing owed and no transaction open: the server may serve someone else.
-    fn idle(self) -> bool {
-        self.pending == 0 && !self.extended && self.status == b'I'
-    }
-
-    fn client_sent(&mut self, tag: u8) {
-        match tag {
-            b'Q' | b'F' => self.pending += 1,
-            b'S' => {
-                self.pending += 1;
-                self.extended = false;
-            }
-            b'P' | b'B' | b'D' | b'E' | b'C' | b'H' => self.extended = true,
-            _ => {} // CopyData/Done/Fail, Terminate
-        }
-    }
-}
 
 /// What to do after one step.
 enum Step {
@@ -60,56 +35,58 @@ enum Step {
     Fail(PgError),
 }
 
+/// Read and write buffers; held only while a server is lent, so an idle client costs
+/// its socket and little else.
+struct Bufs {
+    client_in: Vec<u8>,
+    server_in: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl Bufs {
+    fn new() -> Self {
+        Self {
+            client_in: vec![0; BUF],
+            server_in: vec![0; BUF],
+            out: Vec::with_capacity(BUF),
+        }
+    }
+}
+
+/// The protocol state of one pooled session.
+struct Relay {
+    front: Frontend,
+    back: Backend,
+    expected: Expected,
+    flow: Flow,
+    bufs: Option<Bufs>,
+}
+
 /// Relays until the client leaves or the session must end.
 pub async fn run(
     c: &mut Client<'_>,
     mut stream: TcpStream,
     mut held: Option<Held>,
 ) -> Result<(), ProtocolError> {
-    let mut cbuf = vec![0u8; BUF];
-    let mut sbuf = vec![0u8; BUF];
-    let mut ctrack = BoundaryTracker::tags_only();
-    let mut strack = BoundaryTracker::new();
-    let mut flow = Flow {
-        pending: 0,
-        extended: false,
-        status: b'I',
+    let tracking = (c.setup.mode == PoolMode::Transaction && c.setup.max_prepared_statements > 0)
+        .then_some(c.setup.max_prepared_statements);
+    let mut r = Relay {
+        front: Frontend::new(tracking),
+        back: Backend::default(),
+        expected: Expected::default(),
+        flow: Flow::default(),
+        bufs: None,
     };
     loop {
         let step = match held.as_mut() {
-            None => {
-                let n = match stream.read(&mut cbuf).await {
-                    Ok(0) | Err(_) => return Ok(()),
-                    Ok(n) => n,
-                };
-                let (len, leaving) = client_chunk(&mut ctrack, &cbuf[..n], &mut flow)?;
-                if len == 0 {
-                    return Ok(()); // only a Terminate
+            None => match r.idle_step(c, &mut stream).await? {
+                (step, Some(h)) => {
+                    held = Some(h);
+                    step
                 }
-                match c.checkout().await {
-                    Ok(mut h) => {
-                        let sent = h.checkout.conn().stream.write_all(&cbuf[..len]).await;
-                        held = Some(h);
-                        match (sent, leaving) {
-                            (Err(_), _) => Step::Fail(lost(c)),
-                            (Ok(()), true) => Step::Left { clean: flow.idle() },
-                            (Ok(()), false) => Step::Go,
-                        }
-                    }
-                    Err(e) => Step::Fail(e),
-                }
-            }
-            Some(h) => {
-                held_step(
-                    c,
-                    h,
-                    &mut stream,
-                    (&mut cbuf, &mut sbuf),
-                    (&mut ctrack, &mut strack),
-                    &mut flow,
-                )
-                .await?
-            }
+                (step, None) => step,
+            },
+            Some(h) => r.held_step(c, h, &mut stream).await?,
         };
         match step {
             Step::Go => {}
@@ -117,6 +94,7 @@ pub async fn run(
                 if let Some(h) = held.take() {
                     c.release(h);
                 }
+                r.bufs = None;
             }
             Step::Left { clean } => {
                 if let Some(h) = held.take() {
@@ -125,7 +103,7 @@ pub async fn run(
                 return Ok(());
             }
             Step::Fail(e) => {
-                if strack.at_boundary() {
+                if r.back.at_boundary() {
                     let _ = tokio::time::timeout(
                         Duration::from_millis(100),
                         stream.write_all(&e.encode()),
@@ -138,99 +116,175 @@ pub async fn run(
     }
 }
 
-/// One step while a server is lent: whichever of client data, server data, a fence, or the
-/// idle-in-transaction timer comes first.
-async fn held_step(
-    c: &mut Client<'_>,
-    h: &mut Held,
-    stream: &mut TcpStream,
-    (cbuf, sbuf): (&mut [u8], &mut [u8]),
-    (ctrack, strack): (&mut BoundaryTracker, &mut BoundaryTracker),
-    flow: &mut Flow,
-) -> Result<Step, ProtocolError> {
-    let in_txn_idle = flow.pending == 0 && flow.status != b'I';
-    let idle_limit = c
-        .setup
-        .idle_transaction_timeout
-        .filter(|_| in_txn_idle)
-        .unwrap_or(Duration::from_secs(86_400 * 365));
-    let Held { checkout, kill, .. } = h;
-    let conn = checkout.conn();
-    let (mut sr, mut sw) = conn.stream.split();
-    let (mut cr, mut cw) = stream.split();
-    let mut seen: Vec<Seen> = Vec::new();
-    tokio::select! {
-        r = cr.read(cbuf) => {
-            let n = match r { Ok(0) | Err(_) => return Ok(Step::Left { clean: false }), Ok(n) => n };
-            let (len, leaving) = client_chunk(ctrack, &cbuf[..n], flow)?;
-            if sw.write_all(&cbuf[..len]).await.is_err() {
-                return Ok(Step::Fail(lost(c)));
-            }
-            Ok(if leaving { Step::Left { clean: flow.idle() } } else { Step::Go })
+impl Relay {
+    /// No server lent: wait for the client's next bytes, then borrow a server for them.
+    async fn idle_step(
+        &mut self,
+        c: &mut Client<'_>,
+        stream: &mut TcpStream,
+    ) -> Result<(Step, Option<Held>), ProtocolError> {
+        if stream.readable().await.is_err() {
+            return Ok((Step::Left { clean: true }, None));
         }
-        r = sr.read(sbuf) => {
-            let n = match r { Ok(0) | Err(_) => return Ok(Step::Fail(lost(c))), Ok(n) => n };
-            if let Err((tag, len)) = strack.feed(&sbuf[..n], b"ZS", &mut seen) {
-                return Err(ProtocolError::MessageLength { tag: char::from(tag), len });
+        let bufs = self.bufs.get_or_insert_with(Bufs::new);
+        let n = match stream.try_read(&mut bufs.client_in) {
+            Ok(0) => return Ok((Step::Left { clean: true }, None)),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                self.bufs = None;
+                return Ok((Step::Go, None));
             }
-            for s in &seen {
-                match s.tag {
-                    b'Z' => {
-                        flow.pending = flow.pending.saturating_sub(1);
-                        flow.status = s.body.first().copied().unwrap_or(b'I');
-                    }
-                    _ => {
-                        if let Some((k, v)) = parse_parameter_status(&s.body) {
-                            c.params.set(&k, &v);
-                            conn.params.insert(k, v);
-                        }
-                    }
-                }
-            }
-            if cw.write_all(&sbuf[..n]).await.is_err() {
+            Err(_) => return Ok((Step::Left { clean: true }, None)),
+        };
+        if self.front.at_boundary() && bufs.client_in[..n] == TERMINATE {
+            return Ok((Step::Left { clean: true }, None));
+        }
+        let (db, user) = (&c.login.database, &c.login.user);
+        let known = &c.setup.known_statements;
+        if let Some(reply) = self
+            .front
+            .answer_locally(&bufs.client_in[..n], |s| known.contains(db, user, s))
+        {
+            self.bufs = None;
+            let step = match stream.write_all(&reply).await {
+                Ok(()) => Step::Go,
+                Err(_) => Step::Left { clean: true },
+            };
+            return Ok((step, None));
+        }
+        let mut h = match c.checkout().await {
+            Ok(h) => h,
+            Err(e) => return Ok((Step::Fail(e), None)),
+        };
+        let step = self.client_sent(n, &mut h, stream).await?;
+        Ok((step, Some(h)))
+    }
+
+    /// Forwards `n` bytes the client sent (in `bufs.client_in`) to the lent server.
+    async fn client_sent(
+        &mut self,
+        n: usize,
+        h: &mut Held,
+        stream: &mut TcpStream,
+    ) -> Result<Step, ProtocolError> {
+        let bufs = self.bufs.get_or_insert_with(Bufs::new);
+        let conn = h.checkout.conn();
+        bufs.out.clear();
+        let mut ctx = Ctx {
+            server: &mut conn.statements,
+            expected: &mut self.expected,
+            flow: &mut self.flow,
+        };
+        let leaving = self
+            .front
+            .feed(&bufs.client_in[..n], &mut ctx, &mut bufs.out)?;
+        if !bufs.out.is_empty() && conn.stream.write_all(&bufs.out).await.is_err() {
+            return Ok(Step::Fail(lost()));
+        }
+        // Answers rolegate made up with nothing owed before them are due now.
+        if self.back.at_boundary() {
+            bufs.out.clear();
+            self.expected.flush_made(&mut bufs.out);
+            if !bufs.out.is_empty() && stream.write_all(&bufs.out).await.is_err() {
                 return Ok(Step::Left { clean: false });
             }
-            let release = c.setup.mode == PoolMode::Transaction && flow.idle() && strack.at_boundary();
-            Ok(if release { Step::Release } else { Step::Go })
         }
-        reason = kill => {
-            let message = reason.map_or_else(|_| "rolegate is shutting down".to_owned(), |r| r.message);
-            tracing::warn!("{message}");
-            Ok(Step::Fail(PgError::fatal("57P01", message)
-                .with_hint("The cluster changed roles. Reconnect: rolegate routes new connections to the member that now has the role.")))
+        Ok(if leaving {
+            Step::Left { clean: self.idle() }
+        } else {
+            Step::Go
+        })
+    }
+
+    fn idle(&self) -> bool {
+        self.flow.idle() && self.expected.is_empty() && self.back.at_boundary()
+    }
+
+    /// One step while a server is lent: whichever of client data, server data, a fence,
+    /// or the idle-in-transaction timer comes first.
+    async fn held_step(
+        &mut self,
+        c: &mut Client<'_>,
+        h: &mut Held,
+        stream: &mut TcpStream,
+    ) -> Result<Step, ProtocolError> {
+        let in_txn_idle = self.flow.pending == 0 && self.flow.status != b'I';
+        let idle_limit = c
+            .setup
+            .idle_transaction_timeout
+            .filter(|_| in_txn_idle)
+            .unwrap_or(Duration::from_secs(86_400 * 365));
+        let bufs = self.bufs.get_or_insert_with(Bufs::new);
+        let Held { checkout, kill, .. } = h;
+        let conn = checkout.conn();
+        let mut seen: Vec<Seen> = Vec::new();
+        let got = tokio::select! {
+            r = stream.read(&mut bufs.client_in) => Got::Client(r),
+            r = conn.stream.read(&mut bufs.server_in) => Got::Server(r),
+            reason = kill => {
+                let message = reason.map_or_else(|_| "rolegate is shutting down".to_owned(), |r| r.message);
+                tracing::warn!("{message}");
+                return Ok(Step::Fail(PgError::fatal("57P01", message)
+                    .with_hint("The cluster changed roles. Reconnect: rolegate routes new connections to the member that now has the role.")));
+            }
+            () = tokio::time::sleep(idle_limit) => {
+                return Ok(Step::Fail(PgError::fatal("25P03", format!("rolegate: terminating connection: idle in transaction for more than {idle_limit:?} (idle_transaction_timeout)"))));
+            }
+        };
+        let n = match got {
+            Got::Client(Ok(0) | Err(_)) => return Ok(Step::Left { clean: false }),
+            Got::Client(Ok(n)) => return self.client_sent(n, h, stream).await,
+            Got::Server(Ok(0) | Err(_)) => return Ok(Step::Fail(lost())),
+            Got::Server(Ok(n)) => n,
+        };
+        bufs.out.clear();
+        self.back.feed(
+            &bufs.server_in[..n],
+            &mut self.expected,
+            &mut bufs.out,
+            &mut seen,
+        )?;
+        apply_effects(c, &mut self.expected, &mut conn.statements);
+        for s in &seen {
+            if s.tag == b'Z' {
+                self.flow.pending = self.flow.pending.saturating_sub(1);
+                self.flow.status = s.body.first().copied().unwrap_or(b'I');
+            } else if let Some((k, v)) = parse_parameter_status(&s.body) {
+                c.params.set(&k, &v);
+                conn.params.insert(k, v);
+            }
         }
-        () = tokio::time::sleep(idle_limit) => {
-            Ok(Step::Fail(PgError::fatal("25P03", format!("rolegate: terminating connection: idle in transaction for more than {idle_limit:?} (idle_transaction_timeout)"))))
+        if !bufs.out.is_empty() && stream.write_all(&bufs.out).await.is_err() {
+            return Ok(Step::Left { clean: false });
         }
+        let release = c.setup.mode == PoolMode::Transaction && self.idle();
+        Ok(if release { Step::Release } else { Step::Go })
     }
 }
 
-/// Follows a client chunk's message tags; returns how many bytes to forward (a trailing
-/// Terminate is not forwarded: the server stays open for the pool) and whether the
-/// client is leaving.
-fn client_chunk(
-    track: &mut BoundaryTracker,
-    chunk: &[u8],
-    flow: &mut Flow,
-) -> Result<(usize, bool), ProtocolError> {
-    let mut seen = Vec::new();
-    track
-        .feed(chunk, b"", &mut seen)
-        .map_err(|(tag, len)| ProtocolError::MessageLength {
-            tag: char::from(tag),
-            len,
-        })?;
-    let mut leaving = false;
-    for s in &seen {
-        flow.client_sent(s.tag);
-        leaving |= s.tag == b'X';
+enum Got {
+    Client(std::io::Result<usize>),
+    Server(std::io::Result<usize>),
+}
+
+/// Brings the server's statement cache in line with what its answers showed.
+fn apply_effects(c: &Client<'_>, expected: &mut Expected, statements: &mut ServerStatements) {
+    let fx = &mut expected.effects;
+    for s in fx.prepared.drain(..) {
+        c.setup
+            .known_statements
+            .add(&c.login.database, &c.login.user, s);
     }
-    let len = if leaving && chunk.ends_with(&TERMINATE) {
-        chunk.len() - TERMINATE.len()
-    } else {
-        chunk.len()
-    };
-    Ok((len, leaving))
+    if fx.reset {
+        statements.clear();
+        fx.reset = false;
+    }
+    for s in fx.not_prepared.drain(..) {
+        statements.remove(&s);
+    }
+    for s in fx.still_prepared.drain(..) {
+        statements.restore(s);
+    }
 }
 
 /// The client is gone: a clean server goes back to the pool (after the reset query in
@@ -248,15 +302,15 @@ async fn finish(c: &Client<'_>, mut h: Held, clean: bool) {
         if !matches!(reset, Ok(Ok(()))) {
             return;
         }
+        h.checkout.conn().statements.clear();
     }
     c.release(h);
 }
 
-fn lost(c: &Client<'_>) -> PgError {
+fn lost() -> PgError {
     PgError::fatal(
         "08006",
         "rolegate: the server connection was lost in the middle of a transaction",
     )
-    .with_detail(format!("listener {}", c.listener.name))
     .with_hint("Reconnect and retry the transaction.")
 }

@@ -1,0 +1,180 @@
+//! Server → client bytes of a pooled session. Follows message boundaries; decides at
+//! each header, through [`Expected`], whether the message reaches the client, and slips
+//! in the answers rolegate made up. Bodies stream through; only ReadyForQuery and
+//! ParameterStatus are collected whole (they are small), for the session to follow.
+
+use super::expect::Expected;
+use crate::protocol::frame::{Seen, HEADER_LEN, MAX_MESSAGE_LEN};
+use crate::protocol::ProtocolError;
+
+/// Largest ParameterStatus body collected.
+const MAX_COLLECTED: u32 = 4096;
+
+/// The server's half of a pooled session's stream.
+#[derive(Debug, Default)]
+pub struct Backend {
+    header: [u8; HEADER_LEN],
+    header_len: usize,
+    /// Body bytes of the current message still to come.
+    left: u64,
+    /// The current message goes to the client.
+    forward: bool,
+    collecting: Option<(u8, Vec<u8>)>,
+}
+
+impl Backend {
+    /// Between messages.
+    #[must_use]
+    pub fn at_boundary(&self) -> bool {
+        self.left == 0 && self.header_len == 0
+    }
+
+    /// Feeds a server chunk: appends what the client must get to `out`, and pushes
+    /// ReadyForQuery and ParameterStatus messages to `seen`.
+    pub fn feed(
+        &mut self,
+        mut chunk: &[u8],
+        expected: &mut Expected,
+        out: &mut Vec<u8>,
+        seen: &mut Vec<Seen>,
+    ) -> Result<(), ProtocolError> {
+        while !chunk.is_empty() {
+            if self.left > 0 {
+                let take = chunk
+                    .len()
+                    .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+                if self.forward {
+                    out.extend_from_slice(&chunk[..take]);
+                }
+                if let Some((_, body)) = &mut self.collecting {
+                    body.extend_from_slice(&chunk[..take]);
+                }
+                self.left -= take as u64;
+                chunk = &chunk[take..];
+                if self.left == 0 {
+                    self.finish(seen);
+                }
+                continue;
+            }
+            let take = (HEADER_LEN - self.header_len).min(chunk.len());
+            self.header[self.header_len..self.header_len + take].copy_from_slice(&chunk[..take]);
+            self.header_len += take;
+            chunk = &chunk[take..];
+            if self.header_len == HEADER_LEN {
+                self.header_len = 0;
+                self.start(expected, out, seen)?;
+            }
+        }
+        if self.at_boundary() {
+            expected.flush_made(out);
+        }
+        Ok(())
+    }
+
+    fn start(
+        &mut self,
+        expected: &mut Expected,
+        out: &mut Vec<u8>,
+        seen: &mut Vec<Seen>,
+    ) -> Result<(), ProtocolError> {
+        let tag = self.header[0];
+        let len = u32::from_be_bytes([
+            self.header[1],
+            self.header[2],
+            self.header[3],
+            self.header[4],
+        ]);
+        if !(4..=MAX_MESSAGE_LEN).contains(&len) {
+            return Err(ProtocolError::MessageLength {
+                tag: char::from(tag),
+                len,
+            });
+        }
+        self.forward = expected.on_backend(tag, out);
+        if self.forward {
+            out.extend_from_slice(&self.header);
+        }
+        self.left = u64::from(len - 4);
+        if matches!(tag, b'Z' | b'S') && len - 4 <= MAX_COLLECTED {
+            self.collecting = Some((tag, Vec::with_capacity((len - 4) as usize)));
+        }
+        if self.left == 0 {
+            self.finish(seen);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, seen: &mut Vec<Seen>) {
+        if let Some((tag, body)) = self.collecting.take() {
+            seen.push(Seen { tag, body });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::expect::{Action, Expect, Req};
+    use super::*;
+
+    fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut v = vec![tag];
+        v.extend_from_slice(&(u32::try_from(body.len()).unwrap() + 4).to_be_bytes());
+        v.extend_from_slice(body);
+        v
+    }
+
+    #[test]
+    fn split_anywhere_gives_the_same_output() {
+        let mut stream = Vec::new();
+        for m in [
+            msg(b'1', b""),
+            msg(b'2', b""),
+            msg(b'D', b"\0\x01\0\0\0\x03abc"),
+            msg(b'S', b"TimeZone\0UTC\0"),
+            msg(b'C', b"SELECT 1\0"),
+            msg(b'Z', b"I"),
+        ] {
+            stream.extend(m);
+        }
+        let mut want = Vec::new();
+        for m in [
+            msg(b'1', b""),
+            msg(b'2', b""),
+            msg(b'D', b"\0\x01\0\0\0\x03abc"),
+            msg(b'S', b"TimeZone\0UTC\0"),
+            msg(b'C', b"SELECT 1\0"),
+            msg(b'3', b""),
+            msg(b'Z', b"I"),
+        ] {
+            want.extend(m);
+        }
+        for cut in 0..stream.len() {
+            let mut q = Expected::default();
+            q.push(Expect::new(Req::Parse, Action::Make(b'1')));
+            q.push(Expect::new(Req::Parse, Action::Swallow));
+            q.push(Expect::new(Req::Bind, Action::Forward));
+            q.push(Expect::new(Req::Execute, Action::Forward));
+            q.push(Expect::new(Req::Close, Action::Make(b'3')));
+            q.push(Expect::new(Req::Sync, Action::Forward));
+            let (mut b, mut out, mut seen) = (Backend::default(), Vec::new(), Vec::new());
+            b.feed(&stream[..cut], &mut q, &mut out, &mut seen).unwrap();
+            b.feed(&stream[cut..], &mut q, &mut out, &mut seen).unwrap();
+            assert_eq!(out, want, "cut at {cut}");
+            assert_eq!(seen.len(), 2);
+            assert_eq!(seen[1].body, b"I");
+            assert!(q.is_empty() && b.at_boundary());
+        }
+    }
+
+    #[test]
+    fn impossible_length_is_an_error() {
+        let mut q = Expected::default();
+        let r = Backend::default().feed(
+            &[b'Z', 0, 0, 0, 1],
+            &mut q,
+            &mut Vec::new(),
+            &mut Vec::new(),
+        );
+        assert!(r.is_err());
+    }
+}

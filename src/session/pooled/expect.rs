@@ -1,0 +1,263 @@
+//! The responses a lent server still owes, in order, and how each is to be treated:
+//! forwarded, dropped (it answers a message rolegate injected), or replaced by one
+//! rolegate makes up (for a message it answered itself). This keeps the client's view of
+//! the extended protocol exact while statements are re-prepared behind its back.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+/// A request whose response is awaited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Req {
+    Parse,
+    Bind,
+    Describe,
+    Execute,
+    Close,
+    Sync,
+    Query,
+    Function,
+}
+
+impl Req {
+    /// Whether backend message `tag` is the last one answering this request.
+    fn completed_by(self, tag: u8) -> bool {
+        match self {
+            Self::Parse => tag == b'1' || tag == b'E',
+            Self::Bind => tag == b'2' || tag == b'E',
+            Self::Describe => matches!(tag, b'T' | b'n' | b'E'),
+            Self::Execute => matches!(tag, b'C' | b'I' | b's' | b'E'),
+            Self::Close => tag == b'3' || tag == b'E',
+            Self::Sync | Self::Query | Self::Function => tag == b'Z',
+        }
+    }
+
+    /// Requests whose error does not put the server into skip-to-Sync mode.
+    fn self_contained(self) -> bool {
+        matches!(self, Self::Query | Self::Function | Self::Sync)
+    }
+}
+
+/// What to do with the answer to one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Forward the server's answer.
+    Forward,
+    /// Drop the server's answer (errors still go through): rolegate injected the request.
+    Swallow,
+    /// Nothing comes from the server: send the client this empty-bodied message.
+    Make(u8),
+}
+
+/// One awaited response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expect {
+    pub req: Req,
+    pub action: Action,
+    /// The server statement a Parse creates or a Close removes.
+    pub stmt: Option<Bytes>,
+    /// A Query that empties the server's statements when it succeeds (DISCARD/DEALLOCATE ALL).
+    pub resets: bool,
+    errored: bool,
+}
+
+impl Expect {
+    #[must_use]
+    pub fn new(req: Req, action: Action) -> Self {
+        Self {
+            req,
+            action,
+            stmt: None,
+            resets: false,
+            errored: false,
+        }
+    }
+
+    #[must_use]
+    pub fn with_stmt(mut self, stmt: Bytes) -> Self {
+        self.stmt = Some(stmt);
+        self
+    }
+}
+
+/// What happened to server statements as answers arrived.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// Parse succeeded: the server has these (and they are valid SQL).
+    pub prepared: Vec<Bytes>,
+    /// Parse never ran or failed: the server does not have these.
+    pub not_prepared: Vec<Bytes>,
+    /// Eviction Close never ran: the server still has these.
+    pub still_prepared: Vec<Bytes>,
+    /// DISCARD ALL / DEALLOCATE ALL succeeded: the server has none.
+    pub reset: bool,
+}
+
+/// The queue of awaited responses of one lent server.
+#[derive(Debug, Default)]
+pub struct Expected {
+    queue: VecDeque<Expect>,
+    pub effects: Effects,
+}
+
+/// Messages a backend sends at any time, answering nothing.
+fn asynchronous(tag: u8) -> bool {
+    matches!(tag, b'N' | b'S' | b'A')
+}
+
+impl Expected {
+    pub fn push(&mut self, e: Expect) {
+        self.queue.push_back(e);
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Decides, at its header, whether backend message `tag` goes to the client; made-up
+    /// answers due before it are appended to `out` first.
+    pub fn on_backend(&mut self, tag: u8, out: &mut Vec<u8>) -> bool {
+        if asynchronous(tag) {
+            return true;
+        }
+        self.flush_made(out);
+        let Some(front) = self.queue.front_mut() else {
+            return true;
+        };
+        let forward = front.action == Action::Forward || tag == b'E';
+        if tag == b'E' {
+            front.errored = true;
+        }
+        if front.req.completed_by(tag) {
+            if let Some(done) = self.queue.pop_front() {
+                self.completed(&done, tag);
+            }
+        }
+        forward
+    }
+
+    fn completed(&mut self, done: &Expect, tag: u8) {
+        if tag == b'E' {
+            if done.req == Req::Parse {
+                self.effects.not_prepared.extend(done.stmt.clone());
+            }
+            if !done.req.self_contained() {
+                self.skip_to_sync();
+            }
+            return;
+        }
+        if done.req == Req::Parse {
+            self.effects.prepared.extend(done.stmt.clone());
+        }
+        if done.resets && !done.errored {
+            self.effects.reset = true;
+        }
+    }
+
+    /// Made-up answers at the front of the queue are due now (everything before them
+    /// was answered); appends them to `out`.
+    pub fn flush_made(&mut self, out: &mut Vec<u8>) {
+        while let Some(Action::Make(t)) = self.queue.front().map(|e| e.action.clone()) {
+            out.extend_from_slice(&[t, 0, 0, 0, 4]);
+            self.queue.pop_front();
+        }
+    }
+
+    /// After an error the server ignores everything up to Sync: so do we, made-up answers
+    /// included (PostgreSQL would not have sent them either).
+    fn skip_to_sync(&mut self) {
+        while let Some(e) = self.queue.front() {
+            if e.req == Req::Sync {
+                break;
+            }
+            let Some(e) = self.queue.pop_front() else {
+                break;
+            };
+            match (e.req, e.action, e.stmt) {
+                (Req::Parse, Action::Forward | Action::Swallow, Some(s)) => {
+                    self.effects.not_prepared.push(s);
+                }
+                (Req::Close, Action::Swallow, Some(s)) => self.effects.still_prepared.push(s),
+                _ => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(q: &mut Expected, tags: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let (mut out, mut made) = (Vec::new(), Vec::new());
+        for &t in tags {
+            let mut before = Vec::new();
+            if q.on_backend(t, &mut before) {
+                out.push(t);
+            }
+            made.extend(before.iter().step_by(5));
+        }
+        let mut tail = Vec::new();
+        q.flush_made(&mut tail);
+        made.extend(tail.iter().step_by(5));
+        (out, made)
+    }
+
+    #[test]
+    fn swallowed_parse_and_made_answers_keep_order() {
+        let mut q = Expected::default();
+        q.push(Expect::new(Req::Parse, Action::Make(b'1')));
+        q.push(Expect::new(Req::Parse, Action::Swallow).with_stmt(Bytes::from_static(b"rg_x")));
+        q.push(Expect::new(Req::Bind, Action::Forward));
+        q.push(Expect::new(Req::Execute, Action::Forward));
+        q.push(Expect::new(Req::Close, Action::Make(b'3')));
+        q.push(Expect::new(Req::Sync, Action::Forward));
+        let (out, made) = run(&mut q, b"12DDCZ");
+        assert_eq!(out, b"2DDCZ");
+        assert_eq!(made, b"13");
+        assert!(q.is_empty());
+        assert_eq!(q.effects.prepared, vec![Bytes::from_static(b"rg_x")]);
+        assert!(q.effects.not_prepared.is_empty() && q.effects.still_prepared.is_empty());
+    }
+
+    #[test]
+    fn error_skips_to_sync_and_forgets_unrun_parses() {
+        let mut q = Expected::default();
+        q.push(Expect::new(Req::Bind, Action::Forward));
+        q.push(Expect::new(Req::Parse, Action::Swallow).with_stmt(Bytes::from_static(b"rg_a")));
+        q.push(Expect::new(Req::Close, Action::Swallow).with_stmt(Bytes::from_static(b"rg_b")));
+        q.push(Expect::new(Req::Describe, Action::Make(b'1')));
+        q.push(Expect::new(Req::Sync, Action::Forward));
+        let (out, made) = run(&mut q, b"EZ");
+        assert_eq!(out, b"EZ");
+        assert!(made.is_empty());
+        assert_eq!(q.effects.not_prepared, vec![Bytes::from_static(b"rg_a")]);
+        assert_eq!(q.effects.still_prepared, vec![Bytes::from_static(b"rg_b")]);
+    }
+
+    #[test]
+    fn failed_injected_parse_reaches_the_client() {
+        let mut q = Expected::default();
+        q.push(Expect::new(Req::Parse, Action::Swallow).with_stmt(Bytes::from_static(b"rg_a")));
+        q.push(Expect::new(Req::Bind, Action::Forward));
+        q.push(Expect::new(Req::Sync, Action::Forward));
+        let (out, _) = run(&mut q, b"NEZ");
+        assert_eq!(out, b"NEZ");
+        assert_eq!(q.effects.not_prepared, vec![Bytes::from_static(b"rg_a")]);
+    }
+
+    #[test]
+    fn reset_counts_only_when_the_query_succeeds() {
+        let mut q = Expected::default();
+        let mut e = Expect::new(Req::Query, Action::Forward);
+        e.resets = true;
+        q.push(e.clone());
+        run(&mut q, b"EZ");
+        assert!(!q.effects.reset);
+        q.push(e);
+        run(&mut q, b"CZ");
+        assert!(q.effects.reset);
+    }
+}

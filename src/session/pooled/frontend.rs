@@ -1,0 +1,379 @@
+//! Client → server bytes of a pooled session. Follows message boundaries and the
+//! protocol flow; with statement tracking on (transaction mode), rewrites the names of
+//! named prepared statements to their server names and prepares them on the lent server
+//! when it lacks them. Everything else streams through unchanged, bodies uncopied into
+//! any intermediate buffer but the output.
+
+use bytes::Bytes;
+
+use super::expect::{Action, Expect, Expected, Req};
+use crate::pool::prepared::{ClientStatements, ServerStatements, Statement};
+use crate::protocol::frame::{HEADER_LEN, MAX_MESSAGE_LEN};
+use crate::protocol::ProtocolError;
+
+/// Where the lent server is in the client's protocol flow.
+#[derive(Debug, Clone, Copy)]
+pub struct Flow {
+    /// ReadyForQuery messages still owed by the server (one per Query, Sync, FunctionCall).
+    pub pending: u32,
+    /// Extended-protocol messages were sent since the last Sync.
+    pub extended: bool,
+    /// Transaction status of the last ReadyForQuery: `I`dle, in `T`ransaction, `E`rror.
+    pub status: u8,
+}
+
+impl Default for Flow {
+    fn default() -> Self {
+        Self {
+            pending: 0,
+            extended: false,
+            status: b'I',
+        }
+    }
+}
+
+impl Flow {
+    /// Nothing owed and no transaction open: the server may serve someone else.
+    #[must_use]
+    pub fn idle(self) -> bool {
+        self.pending == 0 && !self.extended && self.status == b'I'
+    }
+
+    fn client_sent(&mut self, tag: u8) {
+        match tag {
+            b'Q' | b'F' => self.pending += 1,
+            b'S' => {
+                self.pending += 1;
+                self.extended = false;
+            }
+            b'P' | b'B' | b'D' | b'E' | b'C' | b'H' => self.extended = true,
+            _ => {} // CopyData/Done/Fail, Terminate
+        }
+    }
+}
+
+enum State {
+    Header,
+    /// Streaming the body of a message that needs no change.
+    Pass(u64),
+    /// Collecting a message that may be rewritten.
+    Collect {
+        tag: u8,
+        left: usize,
+        body: Vec<u8>,
+    },
+}
+
+/// The lent server's side of the work: its statements and the answers it owes.
+pub struct Ctx<'a> {
+    pub server: &'a mut ServerStatements,
+    pub expected: &'a mut Expected,
+    pub flow: &'a mut Flow,
+}
+
+/// The client's half of a pooled session's stream.
+pub struct Frontend {
+    header: [u8; HEADER_LEN],
+    header_len: usize,
+    state: State,
+    /// Server-side statement cache size; `None` = statement names pass through.
+    capacity: Option<usize>,
+    pub statements: ClientStatements,
+}
+
+impl Frontend {
+    #[must_use]
+    pub fn new(capacity: Option<usize>) -> Self {
+        Self {
+            header: [0; HEADER_LEN],
+            header_len: 0,
+            state: State::Header,
+            capacity,
+            statements: ClientStatements::default(),
+        }
+    }
+
+    /// Between messages.
+    #[must_use]
+    pub fn at_boundary(&self) -> bool {
+        matches!(self.state, State::Header) && self.header_len == 0
+    }
+
+    /// Answers a chunk of named Parse messages followed by Sync without a server, when
+    /// every statement is `known` to parse (outside a transaction only: the caller holds
+    /// no server). Returns the reply, or None when a server is needed.
+    pub fn answer_locally(
+        &mut self,
+        mut chunk: &[u8],
+        known: impl Fn(&Bytes) -> bool,
+    ) -> Option<Vec<u8>> {
+        if self.capacity.is_none() || !self.at_boundary() {
+            return None;
+        }
+        let mut parsed = Vec::new();
+        loop {
+            let (&tag, rest) = chunk.split_first()?;
+            let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+            let body = rest.get(4..len)?;
+            chunk = &rest[len..];
+            match tag {
+                b'P' => {
+                    let (name, Some(tail)) = split_cstr(body) else {
+                        return None;
+                    };
+                    let stmt = Statement::from_parse_rest(tail);
+                    if name.is_empty() || !known(&stmt.server_name) {
+                        return None;
+                    }
+                    parsed.push((Bytes::copy_from_slice(name), stmt));
+                }
+                b'H' => {}
+                b'S' if chunk.is_empty() && !parsed.is_empty() => break,
+                _ => return None,
+            }
+        }
+        let mut reply = Vec::with_capacity(parsed.len() * 5 + 6);
+        for (name, stmt) in parsed {
+            self.statements.insert(name, stmt);
+            reply.extend_from_slice(&[b'1', 0, 0, 0, 4]);
+        }
+        reply.extend_from_slice(&[b'Z', 0, 0, 0, 5, b'I']);
+        Some(reply)
+    }
+
+    /// Feeds a client chunk; appends what the server must get to `out`. Returns true when
+    /// the client sent Terminate (which is not forwarded: the server stays pooled).
+    pub fn feed(
+        &mut self,
+        mut chunk: &[u8],
+        ctx: &mut Ctx<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, ProtocolError> {
+        while !chunk.is_empty() {
+            match &mut self.state {
+                State::Pass(left) => {
+                    let take = chunk
+                        .len()
+                        .min(usize::try_from(*left).unwrap_or(usize::MAX));
+                    out.extend_from_slice(&chunk[..take]);
+                    *left -= take as u64;
+                    if *left == 0 {
+                        self.state = State::Header;
+                    }
+                    chunk = &chunk[take..];
+                }
+                State::Collect { left, body, .. } => {
+                    let take = chunk.len().min(*left);
+                    body.extend_from_slice(&chunk[..take]);
+                    *left -= take;
+                    chunk = &chunk[take..];
+                    if *left == 0 {
+                        if let State::Collect { tag, body, .. } =
+                            std::mem::replace(&mut self.state, State::Header)
+                        {
+                            self.rewrite(tag, &body, ctx, out);
+                        }
+                    }
+                }
+                State::Header => {
+                    let take = (HEADER_LEN - self.header_len).min(chunk.len());
+                    self.header[self.header_len..self.header_len + take]
+                        .copy_from_slice(&chunk[..take]);
+                    self.header_len += take;
+                    chunk = &chunk[take..];
+                    if self.header_len == HEADER_LEN {
+                        self.header_len = 0;
+                        if self.start(ctx, out)? {
+                            return Ok(true);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// A whole header arrived; returns true for Terminate.
+    fn start(&mut self, ctx: &mut Ctx<'_>, out: &mut Vec<u8>) -> Result<bool, ProtocolError> {
+        let tag = self.header[0];
+        let len = u32::from_be_bytes([
+            self.header[1],
+            self.header[2],
+            self.header[3],
+            self.header[4],
+        ]);
+        if !(4..=MAX_MESSAGE_LEN).contains(&len) {
+            return Err(ProtocolError::MessageLength {
+                tag: char::from(tag),
+                len,
+            });
+        }
+        ctx.flow.client_sent(tag);
+        if tag == b'X' {
+            return Ok(true);
+        }
+        let body = (len - 4) as usize;
+        if self.capacity.is_some() {
+            if matches!(tag, b'P' | b'B' | b'D' | b'C' | b'Q') {
+                self.state = State::Collect {
+                    tag,
+                    left: body,
+                    body: Vec::with_capacity(body.min(64 * 1024)),
+                };
+                if body == 0 {
+                    self.state = State::Header;
+                    self.rewrite(tag, &[], ctx, out);
+                }
+                return Ok(false);
+            }
+            let req = match tag {
+                b'E' => Some(Req::Execute),
+                b'S' => Some(Req::Sync),
+                b'F' => Some(Req::Function),
+                _ => None,
+            };
+            if let Some(req) = req {
+                ctx.expected.push(Expect::new(req, Action::Forward));
+            }
+        }
+        out.extend_from_slice(&self.header);
+        if body > 0 {
+            self.state = State::Pass(body as u64);
+        }
+        Ok(false)
+    }
+
+    /// A whole Parse, Bind, Describe, Close or Query (statement tracking on).
+    fn rewrite(&mut self, tag: u8, body: &[u8], ctx: &mut Ctx<'_>, out: &mut Vec<u8>) {
+        let forward = |req: Req, ctx: &mut Ctx<'_>, out: &mut Vec<u8>| {
+            ctx.expected.push(Expect::new(req, Action::Forward));
+            put(out, tag, &[body]);
+        };
+        match tag {
+            b'P' => {
+                let (name, rest) = split_cstr(body);
+                if name.is_empty() || rest.is_none() {
+                    return forward(Req::Parse, ctx, out);
+                }
+                let stmt = Statement::from_parse_rest(rest.unwrap_or_default());
+                self.statements
+                    .insert(Bytes::copy_from_slice(name), stmt.clone());
+                if ctx.server.touch(&stmt.server_name) {
+                    ctx.expected
+                        .push(Expect::new(Req::Parse, Action::Make(b'1')));
+                } else {
+                    self.prepare(&stmt, Action::Forward, ctx, out);
+                }
+            }
+            b'B' => {
+                let (portal, rest) = split_cstr(body);
+                let (name, rest) = split_cstr(rest.unwrap_or_default());
+                match (rest, self.known(name)) {
+                    (Some(rest), Some(stmt)) => {
+                        self.ensure(&stmt, ctx, out);
+                        ctx.expected.push(Expect::new(Req::Bind, Action::Forward));
+                        put(out, tag, &[portal, b"\0", &stmt.server_name, b"\0", rest]);
+                    }
+                    _ => forward(Req::Bind, ctx, out),
+                }
+            }
+            b'D' if body.first() == Some(&b'S') => match self.known(cstr(&body[1..])) {
+                Some(stmt) => {
+                    self.ensure(&stmt, ctx, out);
+                    ctx.expected
+                        .push(Expect::new(Req::Describe, Action::Forward));
+                    put(out, tag, &[b"S", &stmt.server_name, b"\0"]);
+                }
+                None => forward(Req::Describe, ctx, out),
+            },
+            b'D' => forward(Req::Describe, ctx, out),
+            b'C' if body.first() == Some(&b'S') && !cstr(&body[1..]).is_empty() => {
+                // The server keeps its copy for other clients; the client's name goes.
+                self.statements.remove(cstr(&body[1..]));
+                ctx.expected
+                    .push(Expect::new(Req::Close, Action::Make(b'3')));
+            }
+            b'C' => forward(Req::Close, ctx, out),
+            _ => {
+                let mut e = Expect::new(Req::Query, Action::Forward);
+                if resets_statements(body) {
+                    self.statements.clear();
+                    e.resets = true;
+                }
+                ctx.expected.push(e);
+                put(out, tag, &[body]);
+            }
+        }
+    }
+
+    fn known(&self, name: &[u8]) -> Option<std::sync::Arc<Statement>> {
+        if name.is_empty() {
+            return None;
+        }
+        self.statements.get(name).cloned()
+    }
+
+    /// Prepares `stmt` on the server unless it has it; its ParseComplete is swallowed.
+    fn ensure(&self, stmt: &Statement, ctx: &mut Ctx<'_>, out: &mut Vec<u8>) {
+        if !ctx.server.touch(&stmt.server_name) {
+            self.prepare(stmt, Action::Swallow, ctx, out);
+        }
+    }
+
+    /// Sends the server-named Parse, closing the least recently used statement first if
+    /// the server's cache is full.
+    fn prepare(&self, stmt: &Statement, action: Action, ctx: &mut Ctx<'_>, out: &mut Vec<u8>) {
+        let capacity = self.capacity.unwrap_or(usize::MAX);
+        if let Some(victim) = ctx.server.insert(&stmt.server_name, capacity) {
+            put(out, b'C', &[b"S", &victim, b"\0"]);
+            ctx.expected
+                .push(Expect::new(Req::Close, Action::Swallow).with_stmt(victim));
+        }
+        put(out, b'P', &[&stmt.parse_body]);
+        ctx.expected
+            .push(Expect::new(Req::Parse, action).with_stmt(stmt.server_name.clone()));
+    }
+}
+
+/// Appends a message made of `parts`.
+fn put(out: &mut Vec<u8>, tag: u8, parts: &[&[u8]]) {
+    let len: usize = parts.iter().map(|p| p.len()).sum::<usize>() + 4;
+    out.push(tag);
+    out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+    for p in parts {
+        out.extend_from_slice(p);
+    }
+}
+
+/// The NUL-terminated string at the start of `b`, and what follows its NUL (None if
+/// there is no NUL).
+fn split_cstr(b: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match b.iter().position(|&c| c == 0) {
+        Some(i) => (&b[..i], Some(&b[i + 1..])),
+        None => (b, None),
+    }
+}
+
+fn cstr(b: &[u8]) -> &[u8] {
+    split_cstr(b).0
+}
+
+/// A simple Query that drops every prepared statement of the session.
+fn resets_statements(body: &[u8]) -> bool {
+    let text = cstr(body);
+    if text.len() > 64 {
+        return false;
+    }
+    let text = String::from_utf8_lossy(text).to_ascii_lowercase();
+    let words: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || c == ';')
+        .filter(|w| !w.is_empty())
+        .collect();
+    matches!(
+        words.as_slice(),
+        ["discard" | "deallocate", "all"] | ["deallocate", "prepare", "all"]
+    )
+}
+
+#[cfg(test)]
+mod tests;
