@@ -96,9 +96,11 @@ pub struct EtcdConfig {
     #[serde(default = "default_dial_timeout")]
     pub dial_timeout: Dur,
     /// gRPC keepalive: a silent connection is declared dead after interval + timeout.
-    #[serde(default = "default_keepalive")]
+    /// etcd answers pings more frequent than its `--grpc-keepalive-min-time` (default 5s)
+    /// with GOAWAY, which breaks the watch: keep the interval above it.
+    #[serde(default = "default_keepalive_interval")]
     pub keepalive_interval: Dur,
-    #[serde(default = "default_keepalive")]
+    #[serde(default = "default_keepalive_timeout")]
     pub keepalive_timeout: Dur,
     /// Upper bound of the reconnect backoff (it starts at 50ms and doubles).
     #[serde(default = "default_backoff_max")]
@@ -113,8 +115,8 @@ impl Default for EtcdConfig {
             password: None,
             tls: None,
             dial_timeout: default_dial_timeout(),
-            keepalive_interval: default_keepalive(),
-            keepalive_timeout: default_keepalive(),
+            keepalive_interval: default_keepalive_interval(),
+            keepalive_timeout: default_keepalive_timeout(),
             retry_backoff_max: default_backoff_max(),
         }
     }
@@ -126,8 +128,11 @@ fn default_endpoints() -> Vec<String> {
 fn default_dial_timeout() -> Dur {
     Dur(Duration::from_secs(2))
 }
-fn default_keepalive() -> Dur {
-    Dur(Duration::from_secs(2))
+fn default_keepalive_interval() -> Dur {
+    Dur(Duration::from_secs(6))
+}
+fn default_keepalive_timeout() -> Dur {
+    Dur(Duration::from_secs(3))
 }
 fn default_backoff_max() -> Dur {
     Dur(Duration::from_secs(2))

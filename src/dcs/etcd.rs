@@ -79,6 +79,13 @@ impl Backoff {
 }
 
 async fn connect(config: &EtcdConfig) -> Result<Client, WatchError> {
+    if config.keepalive_interval.0 < Duration::from_secs(5) {
+        tracing::warn!(
+            interval = ?config.keepalive_interval.0,
+            "dcs.etcd.keepalive_interval is below etcd's default --grpc-keepalive-min-time (5s); \
+             etcd may answer with GOAWAY and break the watch"
+        );
+    }
     let mut opts = ConnectOptions::new()
         .with_connect_timeout(config.dial_timeout.0)
         .with_keep_alive(config.keepalive_interval.0, config.keepalive_timeout.0)
