@@ -5,46 +5,10 @@ mod fake;
 
 use std::time::{Duration, Instant};
 
-use fake::{
-    cancel_packet, error_fields, member_json, read_msg, startup_packet, FakeBackend, Proxy,
-};
+use fake::{cancel_packet, error_fields, read_msg, startup_packet, Proxy, Three};
 use rolegate::config::ListenerRole::{Async, Primary, Replica, Sync};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-
-struct Three {
-    b: [FakeBackend; 3],
-}
-
-impl Three {
-    async fn start() -> Self {
-        Self {
-            b: [
-                FakeBackend::start(101).await,
-                FakeBackend::start(102).await,
-                FakeBackend::start(103).await,
-            ],
-        }
-    }
-    /// pg1..pg3 with `leader` primary, others replicas; `sync` names the sync standby.
-    fn keys(
-        &self,
-        leader: &str,
-        sync: Option<&str>,
-        lags: [u64; 3],
-    ) -> std::collections::BTreeMap<String, Vec<u8>> {
-        let members: Vec<_> = ["pg1", "pg2", "pg3"]
-            .iter()
-            .zip(&self.b)
-            .zip(lags)
-            .map(|((n, b), lag)| {
-                let role = if *n == leader { "primary" } else { "replica" };
-                (*n, member_json(b.addr, role, "running", 1000 - lag))
-            })
-            .collect();
-        fake::keys(Some(leader), &members, sync)
-    }
-}
 
 async fn expect_fatal(c: &mut TcpStream) -> std::collections::BTreeMap<char, String> {
     let (tag, body) = tokio::time::timeout(Duration::from_secs(5), read_msg(c))

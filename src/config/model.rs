@@ -183,6 +183,10 @@ pub struct ListenerConfig {
     /// How long a new client waits for a member of the role before it gets an error.
     #[serde(default = "default_connect_wait")]
     pub connect_wait: Dur,
+    /// While the leader changes (switchover, failover, promotion), new connections and
+    /// transactions on a primary listener wait this long for the new primary.
+    #[serde(default = "default_switchover_hold_timeout")]
+    pub switchover_hold_timeout: Dur,
     /// Timeout of one TCP connect to a member (and, when pooling, of its login).
     #[serde(default = "default_server_connect_timeout")]
     pub server_connect_timeout: Dur,
@@ -251,6 +255,9 @@ fn default_max_prepared_statements() -> u32 {
     200
 }
 
+fn default_switchover_hold_timeout() -> Dur {
+    Dur(Duration::from_secs(30))
+}
 fn default_connect_wait() -> Dur {
     Dur(Duration::from_secs(5))
 }

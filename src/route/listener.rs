@@ -21,6 +21,8 @@ pub struct Listener {
     /// Bytes; replica services only.
     pub max_lag: Option<u64>,
     pub connect_wait: Duration,
+    /// Primary listeners: how long new work waits while the leader changes.
+    pub switchover_hold_timeout: Duration,
     pub server_connect_timeout: Duration,
     /// Round-robin position.
     pub rr: AtomicUsize,
@@ -44,6 +46,7 @@ impl Listener {
             balance: c.balance,
             max_lag: c.max_lag.map(|s| s.0),
             connect_wait: c.connect_wait.0,
+            switchover_hold_timeout: c.switchover_hold_timeout.0,
             server_connect_timeout: c.server_connect_timeout.0,
             rr: AtomicUsize::new(0),
             sessions: Arc::default(),
@@ -51,10 +54,25 @@ impl Listener {
         }
     }
 
-    /// The members this listener may use in `topology`.
+    /// The members this listener may start new work on in `topology`: its role set,
+    /// less a leader that a pending switchover is about to demote.
     #[must_use]
     pub fn candidates<'a>(&self, topology: &'a Topology) -> Vec<&'a Member> {
-        topology.candidates(self.service, self.max_lag).collect()
+        topology
+            .candidates(self.service, self.max_lag)
+            .filter(|m| !topology.leaving(m.name()))
+            .collect()
+    }
+
+    /// How long new work may wait for a member now: `connect_wait`, or on a primary
+    /// listener while the leader changes, `switchover_hold_timeout` if longer.
+    #[must_use]
+    pub fn wait_limit(&self, topology: &Topology) -> Duration {
+        if self.service == Service::Primary && topology.leader_changing() {
+            self.connect_wait.max(self.switchover_hold_timeout)
+        } else {
+            self.connect_wait
+        }
     }
 
     /// Whether `member` may serve this listener in `topology`.

@@ -50,7 +50,7 @@ where
     F: FnMut(BackendAddr) -> Fut,
     Fut: Future<Output = Attempt<T>>,
 {
-    let deadline = Instant::now() + listener.connect_wait;
+    let start = Instant::now();
     let mut changes = shared.topology.subscribe();
     let mut failed: Vec<String> = Vec::new();
     let mut last_error: Option<String> = None;
@@ -88,9 +88,16 @@ where
                 }
             }
         }
+        // Re-evaluated each round: a leader change that starts while we wait extends it.
+        let deadline = start + listener.wait_limit(&topology);
         let now = Instant::now();
         if now >= deadline {
-            return Err(no_member_error(listener, &topology, last_error));
+            return Err(no_member_error(
+                listener,
+                &topology,
+                last_error,
+                now - start,
+            ));
         }
         let tick = (now + RETRY_TICK).min(deadline);
         tokio::select! {
@@ -141,9 +148,10 @@ fn no_member_error(
     listener: &Listener,
     topology: &Topology,
     last_error: Option<String>,
+    waited: Duration,
 ) -> PgError {
     let role = listener.service;
-    let waited = listener.connect_wait;
+    let waited = Duration::from_millis(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX));
     let hint = "Check the cluster with `patronictl list`; rolegate follows it and routes as soon as a member has the role.";
     if let Some(e) = last_error {
         return PgError::fatal("08001", format!("rolegate: could not connect to any {role} member for listener {} within {waited:?}", listener.name))

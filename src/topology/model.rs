@@ -124,6 +124,22 @@ impl Topology {
         })
     }
 
+    /// The leader is being switched away from `name`: a `failover` key names it as the
+    /// leader to leave. It still holds the key (its sessions may finish), but new work
+    /// should wait for its successor.
+    #[must_use]
+    pub fn leaving(&self, name: &str) -> bool {
+        matches!(&self.failover, Some((Some(from), to)) if from == name && to.as_deref() != Some(name))
+            && self.leader.as_deref() == Some(name)
+    }
+
+    /// The leader is changing: a switchover or failover is pending, or no member can
+    /// take writes (no leader key, or its holder is not yet a running primary).
+    #[must_use]
+    pub fn leader_changing(&self) -> bool {
+        self.failover.is_some() || self.primary().is_none()
+    }
+
     /// Whether `name` is in the candidate set of `service`.
     #[must_use]
     pub fn serves(&self, service: Service, max_lag: Option<u64>, name: &str) -> bool {

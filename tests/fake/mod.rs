@@ -276,3 +276,38 @@ impl Proxy {
         }
     }
 }
+
+/// Three fake members pg1..pg3 (pids 101..103).
+pub struct Three {
+    pub b: [FakeBackend; 3],
+}
+
+impl Three {
+    pub async fn start() -> Self {
+        Self {
+            b: [
+                FakeBackend::start(101).await,
+                FakeBackend::start(102).await,
+                FakeBackend::start(103).await,
+            ],
+        }
+    }
+    /// pg1..pg3 with `leader` primary, others replicas; `sync` names the sync standby.
+    pub fn keys(
+        &self,
+        leader: &str,
+        sync: Option<&str>,
+        lags: [u64; 3],
+    ) -> BTreeMap<String, Vec<u8>> {
+        let members: Vec<_> = ["pg1", "pg2", "pg3"]
+            .iter()
+            .zip(&self.b)
+            .zip(lags)
+            .map(|((n, b), lag)| {
+                let role = if *n == leader { "primary" } else { "replica" };
+                (*n, member_json(b.addr, role, "running", 1000 - lag))
+            })
+            .collect();
+        keys(Some(leader), &members, sync)
+    }
+}

@@ -1,0 +1,119 @@
+//! In-process tests of how a primary listener behaves while the leader changes: a
+//! pending switchover stops new work on the old leader without killing what runs there,
+//! and new work waits (up to `switchover_hold_timeout`) for the new primary.
+
+mod fake;
+
+use std::time::{Duration, Instant};
+
+use fake::{error_fields, read_msg, startup_packet, Proxy, Three};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+/// A switchover from pg1 to pg2 announced in the `failover` key; pg1 still leads.
+fn announce(keys: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+    keys.insert(
+        "failover".into(),
+        br#"{"leader":"pg1","member":"pg2"}"#.to_vec(),
+    );
+}
+
+#[tokio::test]
+async fn announced_switchover_holds_new_sessions_and_spares_running_ones() {
+    let three = Three::start().await;
+    let proxy = Proxy::start_toml(
+        &[
+            "role = \"primary\"\nconnect_wait = \"200ms\"\nswitchover_hold_timeout = \"5s\""
+                .to_owned(),
+        ],
+        None,
+    )
+    .await;
+    let mut keys = three.keys("pg1", Some("pg2"), [0, 0, 0]);
+    proxy.publish(&keys);
+    let (mut running, pid, _) = proxy.client(0).await;
+    assert_eq!(pid, 101);
+
+    announce(&mut keys);
+    proxy.publish(&keys);
+    // The running session still works: pg1 holds the leader key.
+    running
+        .write_all(&fake::msg(b'Q', b"select 1\0"))
+        .await
+        .unwrap();
+    assert_eq!(read_msg(&mut running).await.unwrap().0, b'Z');
+    // A new one waits, longer than connect_wait.
+    let addr = proxy.addrs[0];
+    let waiting = tokio::spawn(async move {
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(&startup_packet("app")).await.unwrap();
+        let first = read_msg(&mut c).await.unwrap().0;
+        (first, Instant::now())
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(!waiting.is_finished(), "new session must wait for pg2");
+    assert_eq!(three.b[0].seen.lock().unwrap().startups, 1);
+
+    let promoted = Instant::now();
+    proxy.publish(&three.keys("pg2", Some("pg1"), [0, 0, 0]));
+    let (first, at) = waiting.await.unwrap();
+    assert_eq!(first, b'R', "AuthenticationOk from the new leader");
+    assert!(at.duration_since(promoted) < Duration::from_millis(500));
+    assert_eq!(three.b[1].seen.lock().unwrap().startups, 1);
+    // Now that pg1 lost the key, its session is ended.
+    let (tag, body) = read_msg(&mut running).await.unwrap();
+    assert_eq!(tag, b'E');
+    assert_eq!(error_fields(&body)[&'C'], "57P01");
+}
+
+#[tokio::test]
+async fn hold_ends_with_a_clear_error_after_switchover_hold_timeout() {
+    let three = Three::start().await;
+    let proxy = Proxy::start_toml(
+        &[
+            "role = \"primary\"\nconnect_wait = \"100ms\"\nswitchover_hold_timeout = \"1s\""
+                .to_owned(),
+        ],
+        None,
+    )
+    .await;
+    let mut keys = three.keys("pg1", None, [0, 0, 0]);
+    keys.remove("leader");
+    proxy.publish(&keys);
+    let mut c = TcpStream::connect(proxy.addrs[0]).await.unwrap();
+    let start = Instant::now();
+    c.write_all(&startup_packet("app")).await.unwrap();
+    let (tag, body) = read_msg(&mut c).await.unwrap();
+    let waited = start.elapsed();
+    assert_eq!(tag, b'E');
+    let f = error_fields(&body);
+    assert_eq!(f[&'C'], "57P03");
+    assert!(f[&'M'].contains("no primary member"), "{}", f[&'M']);
+    assert!(f[&'D'].contains("no leader"), "{}", f[&'D']);
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(3),
+        "waited {waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn replica_listener_keeps_connect_wait_during_a_leader_change() {
+    let three = Three::start().await;
+    let proxy = Proxy::start_toml(
+        &[
+            "role = \"sync\"\nconnect_wait = \"200ms\"\nswitchover_hold_timeout = \"10s\""
+                .to_owned(),
+        ],
+        None,
+    )
+    .await;
+    let mut keys = three.keys("pg1", None, [0, 0, 0]);
+    announce(&mut keys);
+    proxy.publish(&keys);
+    let mut c = TcpStream::connect(proxy.addrs[0]).await.unwrap();
+    let start = Instant::now();
+    c.write_all(&startup_packet("app")).await.unwrap();
+    let (tag, _) = read_msg(&mut c).await.unwrap();
+    assert_eq!(tag, b'E');
+    assert!(start.elapsed() < Duration::from_secs(2));
+}
