@@ -199,16 +199,45 @@ fn log_change(before: &Topology, after: &Topology) {
             .collect::<Vec<_>>()
             .join(",")
     };
+    let sets = |t: &Topology| {
+        (
+            t.leader.clone(),
+            [Primary, Replica, Sync, Async].map(|s| names(t, s)),
+            t.failover.clone(),
+        )
+    };
+    let (leader, [primary, replicas, sync, r#async], failover) = sets(after);
+    if sets(before)
+        == (
+            leader.clone(),
+            [
+                primary.clone(),
+                replicas.clone(),
+                sync.clone(),
+                r#async.clone(),
+            ],
+            failover.clone(),
+        )
+    {
+        // Members' positions and the like: routing is unchanged.
+        tracing::debug!(
+            generation = after.generation,
+            revision = after.revision,
+            "topology refreshed"
+        );
+        return;
+    }
     tracing::info!(
         generation = after.generation,
         revision = after.revision,
-        leader = after.leader.as_deref().unwrap_or("-"),
-        primary = %names(after, Primary),
-        replicas = %names(after, Replica),
-        sync = %names(after, Sync),
-        r#async = %names(after, Async),
+        leader = leader.as_deref().unwrap_or("-"),
+        %primary,
+        %replicas,
+        %sync,
+        %r#async,
         was_primary = %names(before, Primary),
-        "topology changed"
+        switchover = ?failover,
+        "routing changed"
     );
 }
 

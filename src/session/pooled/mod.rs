@@ -7,6 +7,7 @@ pub mod expect;
 pub mod frontend;
 pub mod params;
 pub mod relay;
+pub mod replay;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use crate::protocol::io::{message, parse_parameter_status, read_message};
 use crate::protocol::{PgError, ProtocolError};
 use crate::route::cancel::PooledTarget;
 use crate::route::{KillReason, Listener, SessionGuard};
+use crate::topology::Service;
 use params::ClientParams;
 
 /// A server connection lent to this client, registered so fencing can reach it.
@@ -153,6 +155,11 @@ impl Client<'_> {
                     )
                 }
             };
+            let mut checkout = checkout;
+            if listener.service == Service::Primary && read_only(checkout.conn()) {
+                // Dropped, not returned: a primary that reports hot standby is not one.
+                return Attempt::Failed("the server is in hot standby (read-only)".into());
+            }
             let (guard, kill) = listener.sessions.register(&addr.member);
             if !listener.serves(&shared.topology.load(), &addr.member) {
                 return Attempt::Left;
@@ -184,6 +191,11 @@ impl Client<'_> {
         self.target.set(None);
         held.checkout.release();
     }
+}
+
+/// Whether the server said it cannot take writes (PostgreSQL 14+ reports `in_hot_standby`).
+fn read_only(conn: &crate::pool::ServerConn) -> bool {
+    conn.params.get("in_hot_standby").is_some_and(|v| v == "on")
 }
 
 /// Runs `sql` on an idle server connection, swallowing the replies; tracks ParameterStatus.

@@ -11,12 +11,14 @@ use tokio::net::TcpStream;
 use super::backend::Backend;
 use super::expect::Expected;
 use super::frontend::{Ctx, Flow, Frontend};
+use super::replay::{refused_unrun, Replay, MAX_REPLAYS};
 use super::{apply, Client, Held};
 use crate::config::PoolMode;
 use crate::pool::prepared::ServerStatements;
 use crate::protocol::frame::Seen;
 use crate::protocol::io::parse_parameter_status;
 use crate::protocol::{PgError, ProtocolError};
+use crate::topology::Service;
 
 const BUF: usize = 8 * 1024;
 /// A client Terminate message.
@@ -33,6 +35,10 @@ enum Step {
     },
     /// End the session, telling the client why if the stream allows it.
     Fail(PgError),
+    /// The server refused the transaction's first request without running it (it is
+    /// shutting down, or it is no longer the primary): drop it and send the request to
+    /// a server of the member that now has the role.
+    Retry,
 }
 
 /// Read and write buffers; held only while a server is lent, so an idle client costs
@@ -60,6 +66,7 @@ struct Relay {
     expected: Expected,
     flow: Flow,
     bufs: Option<Bufs>,
+    replay: Option<Replay>,
 }
 
 /// Relays until the client leaves or the session must end.
@@ -76,6 +83,7 @@ pub async fn run(
         expected: Expected::default(),
         flow: Flow::default(),
         bufs: None,
+        replay: None,
     };
     loop {
         let step = match held.as_mut() {
@@ -102,6 +110,11 @@ pub async fn run(
                 }
                 return Ok(());
             }
+            Step::Retry => {
+                // Dropped, not released: the server is going away or is not the primary.
+                drop(held.take());
+                r.bufs = None;
+            }
             Step::Fail(e) => {
                 if r.back.at_boundary() {
                     let _ = tokio::time::timeout(
@@ -123,6 +136,14 @@ impl Relay {
         c: &mut Client<'_>,
         stream: &mut TcpStream,
     ) -> Result<(Step, Option<Held>), ProtocolError> {
+        if let Some(n) = self.replay.as_mut().and_then(Replay::due) {
+            let rp = self.replay.as_ref().expect("due");
+            self.bufs.get_or_insert_with(Bufs::new).client_in[..n].copy_from_slice(&rp.chunk);
+            self.flow = rp.flow;
+            self.back = Backend::default();
+            self.expected = Expected::default();
+            return self.lend(c, n, stream).await;
+        }
         if stream.readable().await.is_err() {
             return Ok((Step::Left { clean: true }, None));
         }
@@ -152,11 +173,26 @@ impl Relay {
             };
             return Ok((step, None));
         }
+        self.replay = (c.setup.mode == PoolMode::Transaction && self.front.at_boundary())
+            .then(|| Replay::new(&bufs.client_in[..n], self.flow));
+        self.lend(c, n, stream).await
+    }
+
+    /// Borrows a server and sends it the `n` bytes in `bufs.client_in`.
+    async fn lend(
+        &mut self,
+        c: &mut Client<'_>,
+        n: usize,
+        stream: &mut TcpStream,
+    ) -> Result<(Step, Option<Held>), ProtocolError> {
         let mut h = match c.checkout().await {
             Ok(h) => h,
             Err(e) => return Ok((Step::Fail(e), None)),
         };
         let step = self.client_sent(n, &mut h, stream).await?;
+        if !self.front.at_boundary() {
+            self.replay = None; // the request goes on in the next chunk
+        }
         Ok((step, Some(h)))
     }
 
@@ -233,10 +269,23 @@ impl Relay {
         };
         let n = match got {
             Got::Client(Ok(0) | Err(_)) => return Ok(Step::Left { clean: false }),
-            Got::Client(Ok(n)) => return self.client_sent(n, h, stream).await,
+            Got::Client(Ok(n)) => {
+                self.replay = None;
+                return self.client_sent(n, h, stream).await;
+            }
             Got::Server(Ok(0) | Err(_)) => return Ok(Step::Fail(lost())),
             Got::Server(Ok(n)) => n,
         };
+        if let Some(rp) = self.replay.take() {
+            let primary = c.listener.service == Service::Primary;
+            if let Some(code) = refused_unrun(&bufs.server_in[..n], primary) {
+                if rp.tries < MAX_REPLAYS {
+                    tracing::info!(member = %conn.addr.member, %code, "server refused a transaction before running it; sending it to the current {} instead", c.listener.service);
+                    self.replay = Some(rp.again());
+                    return Ok(Step::Retry);
+                }
+            }
+        }
         bufs.out.clear();
         self.back.feed(
             &bufs.server_in[..n],
