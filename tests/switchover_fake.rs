@@ -117,3 +117,33 @@ async fn replica_listener_keeps_connect_wait_during_a_leader_change() {
     assert_eq!(tag, b'E');
     assert!(start.elapsed() < Duration::from_secs(2));
 }
+
+#[tokio::test]
+async fn pooling_primary_listener_uses_a_leader_still_being_promoted() {
+    let three = Three::start().await;
+    let proxy = Proxy::start_toml(
+        &[
+            "role = \"primary\"\npool_mode = \"transaction\"\nconnect_wait = \"300ms\"\nswitchover_hold_timeout = \"600ms\"".to_owned(),
+            "role = \"primary\"\nconnect_wait = \"300ms\"\nswitchover_hold_timeout = \"600ms\"".to_owned(),
+        ],
+        Some("type = \"trust\""),
+    )
+    .await;
+    // pg2 took the leader key; its member key still says replica (promotion running).
+    let mut keys = three.keys("pg2", None, [0, 0, 0]);
+    keys.insert(
+        "members/pg2".into(),
+        fake::member_json(three.b[1].addr, "replica", "running", 1000).into_bytes(),
+    );
+    proxy.publish(&keys);
+    // The pooling listener logs in to pg2 (it would refuse it if it reported hot standby).
+    let _pooled = proxy.client(0).await;
+    assert_eq!(three.b[1].seen.lock().unwrap().startups, 1);
+    // The passthrough listener cannot check writability: it waits, then says why.
+    let mut c = TcpStream::connect(proxy.addrs[1]).await.unwrap();
+    c.write_all(&startup_packet("app")).await.unwrap();
+    let (tag, body) = read_msg(&mut c).await.unwrap();
+    assert_eq!(tag, b'E');
+    assert_eq!(error_fields(&body)[&'C'], "57P03");
+    assert_eq!(three.b[1].seen.lock().unwrap().startups, 1);
+}

@@ -56,12 +56,25 @@ impl Listener {
 
     /// The members this listener may start new work on in `topology`: its role set,
     /// less a leader that a pending switchover is about to demote.
+    /// A pooling primary listener also tries a leader that is being promoted: its
+    /// checkouts verify the server is writable (`in_hot_standby = off`) before use.
     #[must_use]
     pub fn candidates<'a>(&self, topology: &'a Topology) -> Vec<&'a Member> {
-        topology
+        let mut set: Vec<&Member> = topology
             .candidates(self.service, self.max_lag)
             .filter(|m| !topology.leaving(m.name()))
-            .collect()
+            .collect();
+        if set.is_empty() {
+            set.extend(self.promoting(topology));
+        }
+        set
+    }
+
+    fn promoting<'a>(&self, topology: &'a Topology) -> Option<&'a Member> {
+        let pooling = self.pool.is_some();
+        (pooling && self.service == Service::Primary)
+            .then(|| topology.promoting())
+            .flatten()
     }
 
     /// How long new work may wait for a member now: `connect_wait`, or on a primary
@@ -79,6 +92,7 @@ impl Listener {
     #[must_use]
     pub fn serves(&self, topology: &Topology, member: &str) -> bool {
         topology.serves(self.service, self.max_lag, member)
+            || self.promoting(topology).is_some_and(|m| m.name() == member)
     }
 }
 

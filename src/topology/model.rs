@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::state::{MemberRecord, SyncMode};
+use super::state::{MemberRecord, MemberRole, SyncMode};
 
 /// What a listener serves: the four autobase ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -131,6 +131,23 @@ impl Topology {
     pub fn leaving(&self, name: &str) -> bool {
         matches!(&self.failover, Some((Some(from), to)) if from == name && to.as_deref() != Some(name))
             && self.leader.as_deref() == Some(name)
+    }
+
+    /// The leader-key holder while it is being promoted: it holds the key and runs, but
+    /// its member key does not say `primary` yet (Patroni writes that on its next loop,
+    /// seconds after the promotion itself finishes). Pooling listeners may use it once
+    /// a server connection to it reports `in_hot_standby = off`; nothing else may.
+    #[must_use]
+    pub fn promoting(&self) -> Option<&Member> {
+        if self.standby_cluster || self.primary().is_some() {
+            return None;
+        }
+        let leader = self.member(self.leader.as_deref()?)?;
+        let role_ok = matches!(
+            leader.record.role,
+            MemberRole::Promoted | MemberRole::Replica | MemberRole::Primary
+        );
+        (role_ok && leader.record.state == "running" && leader.addr().is_some()).then_some(leader)
     }
 
     /// The leader is changing: a switchover or failover is pending, or no member can
