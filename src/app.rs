@@ -6,8 +6,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::auth::{AuthMethod, UserList};
-use crate::config::AuthType;
 use crate::config::Config;
 use crate::route::{fence, listener, Listener};
 use crate::session::{self, AuthSetup, Shared};
@@ -41,31 +39,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Loads `[auth]`: the method and the users of `auth.file`.
+/// Loads `[auth]`: the method, the users of `auth.file`, and `auth.query`'s login.
 fn load_auth(config: &Config) -> anyhow::Result<Option<AuthSetup>> {
     let Some(auth) = &config.auth else {
         return Ok(None);
     };
-    if auth.query.is_some() {
-        anyhow::bail!("auth.query is not supported yet: list the users in auth.file");
-    }
-    let users = match &auth.file {
-        Some(path) => {
-            UserList::load(path).with_context(|| format!("auth.file {}", path.display()))?
-        }
-        None => UserList::default(),
-    };
-    let method = match auth.kind {
-        AuthType::Trust => AuthMethod::Trust,
-        AuthType::Md5 => AuthMethod::Md5,
-        AuthType::ScramSha256 => AuthMethod::ScramSha256,
-    };
+    let setup = AuthSetup::from_config(auth)?;
     tracing::info!(
-        method = method.as_str(),
-        users = users.len(),
+        method = setup.method.as_str(),
+        users = setup.users.len(),
+        auth_user = setup.query.as_ref().map(|q| q.user.as_str()),
         "client authentication for pooled listeners"
     );
-    Ok(Some(AuthSetup { method, users }))
+    Ok(Some(setup))
 }
 
 /// Starts the fencer and one accept loop per bound listener. Whatever feeds

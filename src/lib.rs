@@ -10,8 +10,10 @@
 //!   fences members leaving a role, and cancel-key routing.
 //! - [`auth`]: client auth (trust/md5/SCRAM, auth_file) and server login with SCRAM passthrough.
 //! - [`pool`]: server connection pools per (member, database, user), RAII checkouts,
-//!   idle/lifetime maintenance, draining members that leave a role.
-//! - [`session`]: one client connection: startup, forwarding, being killed on role change.
+//!   `max_db_connections` per (member, database), idle/lifetime maintenance, draining
+//!   members that leave a role.
+//! - [`session`]: one client connection: startup, auth_query lookups, forwarding, being
+//!   killed on role change.
 //! - [`app`]: wiring only: builds shared state, spawns tasks, owns shutdown.
 
 pub mod app;

@@ -3,12 +3,11 @@
 //! `authenticate_client`. Starts its own server (as the `postgres` user) on
 //! 127.0.0.1:26543 and stops it on drop, also when a check panics.
 
-use std::net::TcpStream as StdTcpStream;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod pg;
 
-use anyhow::{bail, ensure, Context, Result};
+use std::path::Path;
+use std::process::Stdio;
+
 use rolegate::auth::md5::md5_secret;
 use rolegate::auth::{
     answer_server_auth, authenticate_client, AuthError, AuthMethod, ScramKeys, Secret,
@@ -19,121 +18,25 @@ use rolegate::protocol::FirstPacket;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const BIN: &str = "/usr/lib/postgresql/15/bin";
+use pg::{Pg, BIN};
+
 const PORT: u16 = 26543;
 const SCRAM_USER: &str = "scram_user";
 const SCRAM_PW: &str = "scram-pw";
 const MD5_USER: &str = "md5_user";
 const MD5_PW: &str = "md5-pw";
 
-/// A throwaway PostgreSQL cluster; dropping it stops the server and removes the dir.
-struct Pg {
-    dir: PathBuf,
-    ids: (u32, u32),
-}
-
-impl Pg {
-    fn start() -> Result<Self> {
-        ensure!(
-            StdTcpStream::connect(("127.0.0.1", PORT)).is_err(),
-            "port {PORT} is taken (a server left over from an earlier run?)"
-        );
-        let ids = (id("-u")?, id("-g")?);
-        let dir = std::env::temp_dir().join(format!("rolegate-auth-pg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        std::os::unix::fs::chown(&dir, Some(ids.0), Some(ids.1))?;
-        let pg = Self { dir, ids };
-        let data = pg.data();
-        pg.run(
-            "initdb",
-            &["-D", &data, "-U", "postgres", "-A", "trust", "--no-sync"],
-        )?;
-        let conf = format!(
-            "port = {PORT}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
-             password_encryption = 'scram-sha-256'\nfsync = off\n",
-            pg.dir.display()
-        );
-        append(&Path::new(&data).join("postgresql.conf"), &conf)?;
-        let hba = format!(
-            "local all all trust\nhost all postgres 127.0.0.1/32 trust\n\
-             host all {MD5_USER} 127.0.0.1/32 md5\nhost all all 127.0.0.1/32 scram-sha-256\n"
-        );
-        std::fs::write(Path::new(&data).join("pg_hba.conf"), hba)?;
-        let log = pg.dir.join("log").display().to_string();
-        pg.run("pg_ctl", &["start", "-w", "-D", &data, "-l", &log])?;
-        pg.psql(&format!(
-            "CREATE ROLE {SCRAM_USER} LOGIN PASSWORD '{SCRAM_PW}'; SET password_encryption = 'md5'; \
-             CREATE ROLE {MD5_USER} LOGIN PASSWORD '{MD5_PW}';"
-        ))?;
-        Ok(pg)
-    }
-
-    fn data(&self) -> String {
-        self.dir.join("data").display().to_string()
-    }
-
-    /// Runs a PostgreSQL binary as the postgres user.
-    fn run(&self, bin: &str, args: &[&str]) -> Result<String> {
-        let out = Command::new(Path::new(BIN).join(bin))
-            .args(args)
-            .uid(self.ids.0)
-            .gid(self.ids.1)
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("run {bin}"))?;
-        if !out.status.success() {
-            bail!("{bin} failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    }
-
-    /// One psql command as superuser over the Unix socket; trimmed unaligned output.
-    fn psql(&self, sql: &str) -> Result<String> {
-        let conninfo = format!("host={} port={PORT} user=postgres", self.dir.display());
-        let out = Command::new("/usr/bin/psql")
-            .args([
-                "-X",
-                "-At",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-d",
-                &conninfo,
-                "-c",
-                sql,
-            ])
-            .stdin(Stdio::null())
-            .output()?;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        ensure!(out.status.success(), "psql: {stderr}");
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    }
-
-    /// The user's `pg_authid.rolpassword`, parsed as an auth_file secret.
-    fn stored_secret(&self, user: &str) -> Result<Secret> {
-        let text = self.psql(&format!(
-            "SELECT rolpassword FROM pg_authid WHERE rolname = '{user}'"
-        ))?;
-        Ok(Secret::parse(&text)?)
-    }
-}
-
-impl Drop for Pg {
-    fn drop(&mut self) {
-        let _ = self.run("pg_ctl", &["stop", "-m", "immediate", "-D", &self.data()]);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn id(flag: &str) -> Result<u32> {
-    let out = Command::new("id").args([flag, "postgres"]).output()?;
-    Ok(String::from_utf8(out.stdout)?.trim().parse()?)
-}
-
-fn append(path: &Path, text: &str) -> Result<()> {
-    let mut conf = std::fs::read_to_string(path)?;
-    conf.push_str(text);
-    Ok(std::fs::write(path, conf)?)
+/// The server: SCRAM_USER with a SCRAM verifier, MD5_USER with an md5 digest.
+fn start() -> anyhow::Result<Pg> {
+    let hba = format!(
+        "local all all trust\nhost all postgres 127.0.0.1/32 trust\n\
+         host all {MD5_USER} 127.0.0.1/32 md5\nhost all all 127.0.0.1/32 scram-sha-256\n"
+    );
+    let setup = format!(
+        "CREATE ROLE {SCRAM_USER} LOGIN PASSWORD '{SCRAM_PW}'; SET password_encryption = 'md5'; \
+         CREATE ROLE {MD5_USER} LOGIN PASSWORD '{MD5_PW}';"
+    );
+    Pg::start(PORT, &hba, &setup)
 }
 
 /// Connects, sends a v3.0 startup packet, lets `answer_server_auth` log in, then reads
@@ -245,7 +148,7 @@ async fn auth_against_postgres_15() {
         eprintln!("skipped: no PostgreSQL 15 in {BIN}");
         return;
     }
-    let pg = Pg::start().expect("start PostgreSQL");
+    let pg = start().expect("start PostgreSQL");
 
     // Plain passwords, both methods.
     login(SCRAM_USER, &ServerCredentials::Password(SCRAM_PW.into()))

@@ -186,3 +186,35 @@ async fn leader_change_ends_pooled_transactions_and_moves_new_ones() {
     assert_eq!(run(&mut between, "select 2").await, b'I');
     assert_eq!(b[1].seen.lock().unwrap().startups, before + 1);
 }
+
+/// Connects to listener 0 as `user` and reads through the greeting.
+async fn client_as(proxy: &Proxy, user: &str) -> TcpStream {
+    let mut c = TcpStream::connect(proxy.addrs[0]).await.unwrap();
+    c.write_all(&fake::startup_packet(user)).await.unwrap();
+    while read_msg(&mut c).await.unwrap().0 != b'Z' {}
+    c
+}
+
+#[tokio::test]
+async fn max_db_connections_spans_users_and_reuses_idle_room() {
+    let b = backends().await;
+    let proxy =
+        pooled("pool_size = 5\nmax_db_connections = 1\nquery_wait_timeout = \"300ms\"").await;
+    proxy.publish(&keys(&b, 0));
+    let mut alice = client_as(&proxy, "alice").await;
+    let mut bob = client_as(&proxy, "bob").await;
+    assert_eq!(run(&mut alice, "BEGIN").await, b'T');
+    bob.write_all(&query("select 1")).await.unwrap();
+    let f = fatal(&mut bob).await;
+    assert_eq!(f[&'C'], "53300");
+    assert!(f[&'M'].contains("max_db_connections 1"), "{}", f[&'M']);
+    // Once alice's server is idle, carol (another user) gets room by closing it.
+    assert_eq!(run(&mut alice, "COMMIT").await, b'I');
+    let mut carol = client_as(&proxy, "carol").await;
+    assert_eq!(run(&mut carol, "select 2").await, b'I');
+    // Each login's greeting borrows a server too: alice, bob (closing alice's idle one),
+    // alice's BEGIN (closing bob's), carol (closing alice's). One stays open.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let seen = b[0].seen.lock().unwrap();
+    assert_eq!((seen.startups, seen.closed), (4, 3));
+}

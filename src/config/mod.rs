@@ -133,16 +133,22 @@ fn validate_auth(config: &Config) -> Result<(), (String, String)> {
             Ok(())
         };
     };
-    if auth.kind != AuthType::Trust && auth.file.is_none() && auth.query.is_none() {
-        return Err((
-            "auth.file".into(),
-            "md5 and scram-sha-256 need a file (userlist.txt) or a query".into(),
-        ));
-    }
     if auth.query.is_some() && auth.user.is_none() {
         return Err((
             "auth.user".into(),
             "auth.query runs as auth.user; name it (its password goes in auth.file)".into(),
+        ));
+    }
+    if auth.file.is_none() && auth.user.is_some() {
+        return Err((
+            "auth.file".into(),
+            "auth.user logs in with its password from auth.file (userlist.txt); set it".into(),
+        ));
+    }
+    if auth.kind != AuthType::Trust && auth.file.is_none() {
+        return Err((
+            "auth.file".into(),
+            "md5 and scram-sha-256 need a file (userlist.txt), and auth.query needs one for auth.user".into(),
         ));
     }
     Ok(())

@@ -155,6 +155,13 @@ fn pool_and_auth_errors_name_the_key() {
         "{base}[auth]\ntype = \"md5\"\nquery = \"select\"\n"
     ));
     assert!(e.contains("auth.user"), "{e}");
+    let e = error_of(&format!("{base}[auth]\ntype = \"trust\"\nuser = \"pgb\"\n"));
+    assert!(e.contains("auth.file") && e.contains("auth.user"), "{e}");
+    let ok = format!("{base}[auth]\ntype = \"md5\"\nfile = \"u.txt\"\nuser = \"pgb\"\n");
+    assert!(
+        parse(&ok, "t").is_ok(),
+        "auth.user without auth.query uses the default query"
+    );
     let e = error_of(&format!("{base}[auth]\ntype = \"ldap\"\n"));
     assert!(e.contains("ldap"), "{e}");
 }

@@ -1,8 +1,10 @@
 //! Server connection pools: one [`ServerPool`] per (member, database, user) and listener,
-//! RAII [`Checkout`]s, the maintenance loop (idle timeout, lifetime, `min_pool_size`), and
-//! draining the pools of members that leave a listener's role.
+//! RAII [`Checkout`]s, `max_db_connections` across the users of a database ([`db_limit`]),
+//! the maintenance loop (idle timeout, lifetime, `min_pool_size`), and draining the pools of
+//! members that leave a listener's role.
 //! Reads topology snapshots; never writes them.
 
+pub mod db_limit;
 pub mod prepared;
 pub mod server;
 pub mod server_pool;
@@ -11,8 +13,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+pub use db_limit::{DbSlot, DbSlots};
 pub use server::{Login, ServerConn, ServerError};
-pub use server_pool::{Checkout, PoolError, PoolSettings, ServerPool};
+pub use server_pool::{Checkout, Limit, PoolError, PoolSettings, ServerPool};
 
 use crate::route::cancel::BackendAddr;
 
@@ -48,6 +51,7 @@ impl PoolSetup {
             lifetime: c.server_lifetime.0,
             wait_timeout: c.query_wait_timeout.0,
             connect_timeout: c.server_connect_timeout.0,
+            db_size: size(c.max_db_connections),
         };
         Some(Self {
             mode,
@@ -75,6 +79,9 @@ pub struct PoolKey {
 pub struct Pools {
     pub settings: PoolSettings,
     map: Mutex<HashMap<PoolKey, Arc<ServerPool>>>,
+    /// `max_db_connections` budgets by (member, database); kept for the listener's life so
+    /// a replaced pool's busy connections still count against the same budget.
+    dbs: Mutex<HashMap<(String, String), Arc<DbSlots>>>,
 }
 
 impl Pools {
@@ -83,7 +90,22 @@ impl Pools {
         Self {
             settings,
             map: Mutex::default(),
+            dbs: Mutex::default(),
         }
+    }
+
+    /// The budget of (member, database), if `max_db_connections` is set.
+    fn db_slots(&self, member: &str, database: &str) -> Option<Arc<DbSlots>> {
+        if self.settings.db_size == 0 {
+            return None;
+        }
+        let mut dbs = self.dbs.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (member.to_owned(), database.to_owned());
+        Some(
+            dbs.entry(key)
+                .or_insert_with(|| DbSlots::new(self.settings.db_size))
+                .clone(),
+        )
     }
 
     fn map(&self) -> MutexGuard<'_, HashMap<PoolKey, Arc<ServerPool>>> {
@@ -104,7 +126,8 @@ impl Pools {
             }
             p.drain();
         }
-        let pool = ServerPool::new(addr.clone(), login.clone(), self.settings.clone());
+        let db = self.db_slots(&addr.member, &login.database);
+        let pool = ServerPool::new(addr.clone(), login.clone(), self.settings.clone(), db);
         map.insert(key, pool.clone());
         pool
     }
@@ -149,3 +172,6 @@ impl Pools {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use super::db_limit::DbSlot;
 use super::prepared::ServerStatements;
 use crate::auth::{answer_server_auth, AuthError, ServerCredentials};
 use crate::protocol::frame::parse_backend_key;
@@ -77,6 +78,8 @@ pub struct ServerConn {
     pub idle_since: Instant,
     /// Named statements rolegate prepared on it (transaction mode).
     pub statements: ServerStatements,
+    /// Its share of `max_db_connections`, held until the connection is dropped.
+    pub db_slot: Option<DbSlot>,
 }
 
 impl ServerConn {
@@ -131,6 +134,7 @@ impl ServerConn {
             created: now,
             idle_since: now,
             statements: ServerStatements::default(),
+            db_slot: None,
         })
     }
 

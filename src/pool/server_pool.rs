@@ -1,5 +1,6 @@
 //! One pool: the server connections of one (member, database, user), bounded by
-//! `pool_size` (+ `reserve_pool_size` for clients that waited `reserve_pool_timeout`).
+//! `pool_size` (+ `reserve_pool_size` for clients that waited `reserve_pool_timeout`) and,
+//! with the other users' pools of the same database, by `max_db_connections` ([`DbSlots`]).
 //!
 //! Checked-out connections are counted by semaphore permits, idle ones sit in a LIFO list,
 //! so `checked out + idle <= size` holds without a separate counter that could drift.
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::db_limit::{DbSlot, DbSlots};
 use super::server::{Login, ServerConn, ServerError};
 use crate::route::cancel::BackendAddr;
 
@@ -24,13 +26,31 @@ pub struct PoolSettings {
     pub lifetime: Duration,
     pub wait_timeout: Duration,
     pub connect_timeout: Duration,
+    /// `max_db_connections`: open connections per (member, database) over all users; 0 = no limit.
+    pub db_size: usize,
+}
+
+/// The limit a client waited on, named as in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    PoolSize(usize),
+    MaxDbConnections(usize),
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::PoolSize(n) => write!(f, "pool_size {n}"),
+            Self::MaxDbConnections(n) => write!(f, "max_db_connections {n}"),
+        }
+    }
 }
 
 /// Why no server connection could be had.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
-    #[error("no server connection became free within {0:?} (pool_size {1})")]
-    WaitTimeout(Duration, usize),
+    #[error("no server connection became free within {0:?} ({1})")]
+    WaitTimeout(Duration, Limit),
     #[error(transparent)]
     Server(#[from] ServerError),
     #[error("the pool is closing: its member left the listener's role")]
@@ -44,11 +64,21 @@ pub struct ServerPool {
     pub settings: PoolSettings,
     permits: Arc<Semaphore>,
     reserve: Arc<Semaphore>,
+    /// The (member, database) budget shared with other users' pools; `None` = no limit.
+    db: Option<Arc<DbSlots>>,
     idle: Mutex<Vec<ServerConn>>,
     draining: AtomicBool,
     /// Connections opened and closed since the pool was made, for stats.
     pub opened: AtomicU64,
     pub closed: AtomicU64,
+}
+
+/// What a checkout uses: an idle connection, or room (a slot, if limited) to open one.
+// Lives for one checkout and is moved once; boxing the connection would allocate per checkout.
+#[allow(clippy::large_enum_variant)]
+enum Next {
+    Idle(ServerConn),
+    Room(Option<DbSlot>),
 }
 
 /// A checked-out server connection. `release` returns it; dropping it closes it (a
@@ -92,18 +122,28 @@ impl Drop for Checkout {
 
 impl ServerPool {
     #[must_use]
-    pub fn new(addr: BackendAddr, login: Login, settings: PoolSettings) -> Arc<Self> {
-        Arc::new(Self {
+    pub fn new(
+        addr: BackendAddr,
+        login: Login,
+        settings: PoolSettings,
+        db: Option<Arc<DbSlots>>,
+    ) -> Arc<Self> {
+        let pool = Arc::new(Self {
             addr,
             login,
             permits: Arc::new(Semaphore::new(settings.size)),
             reserve: Arc::new(Semaphore::new(settings.reserve_size)),
+            db,
             settings,
             idle: Mutex::new(Vec::new()),
             draining: AtomicBool::new(false),
             opened: AtomicU64::new(0),
             closed: AtomicU64::new(0),
-        })
+        });
+        if let Some(db) = &pool.db {
+            db.register(&pool);
+        }
+        pool
     }
 
     fn idle(&self) -> MutexGuard<'_, Vec<ServerConn>> {
@@ -111,23 +151,61 @@ impl ServerPool {
     }
 
     /// A connection for one transaction (or session): an idle one, or a new one, waiting
-    /// up to `wait_timeout` when `pool_size` are in use.
+    /// up to `wait_timeout` when `pool_size` (or `max_db_connections`) are in use.
     pub async fn checkout(self: &Arc<Self>) -> Result<Checkout, PoolError> {
+        let deadline = tokio::time::Instant::now() + self.settings.wait_timeout;
         let permit = self.acquire().await?;
-        if let Some(conn) = self.take_idle() {
-            return Ok(Checkout {
-                conn: Some(conn),
-                pool: self.clone(),
-                _permit: permit,
-            });
-        }
-        let conn = ServerConn::open(&self.addr, &self.login, self.settings.connect_timeout).await?;
-        self.opened.fetch_add(1, Ordering::Relaxed);
+        let conn = match self.idle_or_room(deadline).await? {
+            Next::Idle(conn) => conn,
+            Next::Room(slot) => self.open(slot).await?,
+        };
         Ok(Checkout {
             conn: Some(conn),
             pool: self.clone(),
             _permit: permit,
         })
+    }
+
+    /// An idle connection of this pool, else room under `max_db_connections` for a new
+    /// one: a free slot, or one made by closing another pool's idle connection, or the
+    /// first of either to come before `deadline`.
+    async fn idle_or_room(&self, deadline: tokio::time::Instant) -> Result<Next, PoolError> {
+        let Some(db) = &self.db else {
+            return Ok(self.take_idle().map_or(Next::Room(None), Next::Idle));
+        };
+        loop {
+            let idled = db.idled();
+            tokio::pin!(idled);
+            idled.as_mut().enable();
+            if let Some(conn) = self.take_idle() {
+                return Ok(Next::Idle(conn));
+            }
+            if let Some(slot) = db.try_slot() {
+                return Ok(Next::Room(Some(slot)));
+            }
+            if db.close_idle_elsewhere(self) {
+                continue;
+            }
+            tokio::select! {
+                Some(slot) = db.slot() => return Ok(Next::Room(Some(slot))),
+                () = &mut idled => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(PoolError::WaitTimeout(
+                        self.settings.wait_timeout,
+                        Limit::MaxDbConnections(db.limit),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Opens a connection that holds `slot` for its life.
+    async fn open(&self, slot: Option<DbSlot>) -> Result<ServerConn, PoolError> {
+        let mut conn =
+            ServerConn::open(&self.addr, &self.login, self.settings.connect_timeout).await?;
+        conn.db_slot = slot;
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        Ok(conn)
     }
 
     async fn acquire(&self) -> Result<OwnedSemaphorePermit, PoolError> {
@@ -151,7 +229,10 @@ impl ServerPool {
         let rest = s.wait_timeout.saturating_sub(first_wait);
         match tokio::time::timeout(rest, self.permits.clone().acquire_owned()).await {
             Ok(Ok(p)) => Ok(p),
-            _ => Err(PoolError::WaitTimeout(s.wait_timeout, s.size)),
+            _ => Err(PoolError::WaitTimeout(
+                s.wait_timeout,
+                Limit::PoolSize(s.size),
+            )),
         }
     }
 
@@ -176,6 +257,22 @@ impl ServerPool {
         }
         conn.idle_since = Instant::now();
         self.idle().push(conn);
+        if let Some(db) = &self.db {
+            db.went_idle();
+        }
+    }
+
+    /// Closes the least recently used idle connection, freeing its `max_db_connections`
+    /// slot for another pool; false if none is idle.
+    pub(super) fn close_oldest_idle(&self) -> bool {
+        let oldest = {
+            let mut idle = self.idle();
+            (!idle.is_empty()).then(|| idle.remove(0))
+        };
+        oldest.is_some_and(|conn| {
+            self.close(&conn);
+            true
+        })
     }
 
     fn close(&self, conn: &ServerConn) {
@@ -207,13 +304,20 @@ impl ServerPool {
 
     /// Opens one connection into the idle list (for `min_pool_size`).
     pub async fn prefill_one(self: &Arc<Self>) -> Result<(), PoolError> {
+        let full = |limit| PoolError::WaitTimeout(Duration::ZERO, limit);
         let permit = self
             .permits
             .clone()
             .try_acquire_owned()
-            .map_err(|_| PoolError::WaitTimeout(Duration::ZERO, self.settings.size))?;
-        let conn = ServerConn::open(&self.addr, &self.login, self.settings.connect_timeout).await?;
-        self.opened.fetch_add(1, Ordering::Relaxed);
+            .map_err(|_| full(Limit::PoolSize(self.settings.size)))?;
+        let slot = match &self.db {
+            Some(db) => Some(
+                db.try_slot()
+                    .ok_or_else(|| full(Limit::MaxDbConnections(db.limit)))?,
+            ),
+            None => None,
+        };
+        let conn = self.open(slot).await?;
         drop(permit);
         self.put_back(conn);
         Ok(())

@@ -3,6 +3,8 @@
 //! ([`connect`]), forwards the startup packet and then the bytes both ways ([`forward`])
 //! until either side closes or the member leaves the listener's role set.
 
+pub mod auth_query;
+pub mod auth_setup;
 pub mod connect;
 pub mod forward;
 pub mod pooled;
@@ -15,6 +17,8 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::Instrument;
+
+pub use auth_setup::{AuthQuery, AuthSetup, AuthSetupError};
 
 use crate::protocol::startup::{read_first_packet, NO_ENCRYPTION};
 use crate::protocol::{FirstPacket, PgError, ProtocolError};
@@ -31,12 +35,6 @@ pub struct Shared {
     pub cancels: Arc<CancelMap>,
     /// How pooling listeners authenticate clients (`[auth]`).
     pub auth: Option<AuthSetup>,
-}
-
-/// `[auth]`, loaded.
-pub struct AuthSetup {
-    pub method: crate::auth::AuthMethod,
-    pub users: crate::auth::UserList,
 }
 
 impl Shared {

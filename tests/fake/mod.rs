@@ -12,7 +12,6 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use rolegate::auth::{AuthMethod, UserList};
 use rolegate::config::ListenerRole;
 use rolegate::route::Listener;
 use rolegate::session::{AuthSetup, Shared};
@@ -216,10 +215,6 @@ impl Proxy {
         let mut text = String::from("[cluster]\nscope = \"demo\"\n");
         if let Some(a) = auth {
             let _ = writeln!(text, "[auth]\n{a}");
-            shared.auth = Some(AuthSetup {
-                method: AuthMethod::Trust,
-                users: UserList::default(),
-            });
         }
         let mut tcps = Vec::new();
         for spec in specs {
@@ -232,6 +227,10 @@ impl Proxy {
             tcps.push((tcp, addr));
         }
         let config = rolegate::config::parse(&text, "test").unwrap();
+        shared.auth = config
+            .auth
+            .as_ref()
+            .map(|a| AuthSetup::from_config(a).unwrap());
         let shared = Arc::new(shared);
         let mut bound = Vec::new();
         let mut addrs = Vec::new();

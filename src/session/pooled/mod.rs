@@ -80,15 +80,25 @@ pub async fn run(
         stream.write_all(&e.encode()).await?;
         return Ok(());
     };
-    let creds =
-        match authenticate_client(&mut stream, auth.method, &user, auth.users.get(&user)).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::info!(%user, error = %e, "client authentication failed");
-                stream.write_all(&e.to_client_error(&user).encode()).await?;
-                return Ok(());
-            }
-        };
+    let secret = match auth
+        .secret_for(shared, listener, setup, &user, &database)
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(%user, error = %e, "auth_query failed");
+            stream.write_all(&e.to_client_error().encode()).await?;
+            return Ok(());
+        }
+    };
+    let creds = match authenticate_client(&mut stream, auth.method, &user, secret.as_ref()).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::info!(%user, error = %e, "client authentication failed");
+            stream.write_all(&e.to_client_error(&user).encode()).await?;
+            return Ok(());
+        }
+    };
     let target = Arc::new(PooledTarget::default());
     let (key, _cancel_guard) = shared.cancels.insert_new(&target);
     let mut client = Client {

@@ -1,0 +1,207 @@
+//! `max_db_connections` across the pools of one listener, against a minimal server that
+//! accepts any login and counts its open connections.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use super::{Limit, Login, PoolError, PoolSettings, Pools};
+use crate::auth::ServerCredentials;
+use crate::route::cancel::BackendAddr;
+
+/// Open connections on a fake server that answers every startup with AuthenticationOk and
+/// ReadyForQuery, then waits for the connection to close.
+struct Server {
+    addr: BackendAddr,
+    open: Arc<AtomicUsize>,
+}
+
+impl Server {
+    async fn start() -> Self {
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        let open = Arc::new(AtomicUsize::new(0));
+        let count = open.clone();
+        tokio::spawn(async move {
+            while let Ok((mut c, _)) = tcp.accept().await {
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let len = c.read_u32().await.unwrap();
+                    let mut startup = vec![0; len as usize - 4];
+                    c.read_exact(&mut startup).await.unwrap();
+                    c.write_all(b"R\0\0\0\x08\0\0\0\0Z\0\0\0\x05I")
+                        .await
+                        .unwrap();
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let mut sink = [0u8; 64];
+                    while matches!(c.read(&mut sink).await, Ok(n) if n > 0) {}
+                    count.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        let addr = BackendAddr {
+            member: "pg1".into(),
+            host: "127.0.0.1".into(),
+            port,
+        };
+        Self { addr, open }
+    }
+
+    /// Waits (briefly) until the server sees `n` open connections.
+    async fn expect_open(&self, n: usize) {
+        for _ in 0..200 {
+            if self.open.load(Ordering::SeqCst) == n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!(
+            "server has {} open, expected {n}",
+            self.open.load(Ordering::SeqCst)
+        );
+    }
+}
+
+fn pools(db_size: usize) -> Pools {
+    Pools::new(PoolSettings {
+        size: 5,
+        min_size: 0,
+        reserve_size: 0,
+        reserve_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(600),
+        lifetime: Duration::from_secs(3600),
+        wait_timeout: Duration::from_millis(200),
+        connect_timeout: Duration::from_secs(1),
+        db_size,
+    })
+}
+
+fn login(user: &str, database: &str) -> Login {
+    Login {
+        user: user.into(),
+        database: database.into(),
+        creds: ServerCredentials::None,
+    }
+}
+
+#[tokio::test]
+async fn busy_connections_of_one_user_make_another_wait_then_time_out() {
+    let server = Server::start().await;
+    let pools = pools(2);
+    let alice = pools.get(&server.addr, &login("alice", "app"));
+    let bob = pools.get(&server.addr, &login("bob", "app"));
+    let _a1 = alice.checkout().await.unwrap();
+    let _a2 = alice.checkout().await.unwrap();
+    let started = tokio::time::Instant::now();
+    match bob.checkout().await {
+        Err(PoolError::WaitTimeout(d, Limit::MaxDbConnections(2))) => {
+            assert_eq!(d, Duration::from_millis(200));
+        }
+        Err(e) => panic!("expected the max_db_connections timeout, got {e}"),
+        Ok(_) => panic!("bob got a third connection past max_db_connections 2"),
+    }
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    server.expect_open(2).await;
+    let e = bob.checkout().await.err().unwrap().to_string();
+    assert!(e.contains("(max_db_connections 2)"), "{e}");
+}
+
+#[tokio::test]
+async fn closing_a_busy_connection_lets_a_waiter_of_another_user_in() {
+    let server = Server::start().await;
+    let pools = pools(1);
+    let alice = pools.get(&server.addr, &login("alice", "app"));
+    let bob = pools.get(&server.addr, &login("bob", "app"));
+    let a = alice.checkout().await.unwrap();
+    let waiter = tokio::spawn(async move { bob.checkout().await.map(|_| ()) });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!waiter.is_finished(), "bob did not wait for the slot");
+    drop(a); // a connection in an unknown state is closed, freeing its slot
+    waiter.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn an_idle_connection_of_another_user_is_closed_to_make_room() {
+    let server = Server::start().await;
+    let pools = pools(1);
+    let alice = pools.get(&server.addr, &login("alice", "app"));
+    let bob = pools.get(&server.addr, &login("bob", "app"));
+    alice.checkout().await.unwrap().release();
+    assert_eq!(alice.counts(), (0, 1));
+    let b = bob.checkout().await.unwrap();
+    assert_eq!(alice.counts(), (0, 0), "alice's idle connection was closed");
+    assert_eq!(alice.closed.load(Ordering::Relaxed), 1);
+    server.expect_open(1).await;
+    // A waiter takes the room as soon as the busy one goes idle, too.
+    let waiter = tokio::spawn({
+        let alice = alice.clone();
+        async move { alice.checkout().await.map(super::Checkout::release) }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!waiter.is_finished(), "alice did not wait");
+    b.release();
+    waiter.await.unwrap().unwrap();
+    assert_eq!(bob.counts(), (0, 0));
+    server.expect_open(1).await;
+}
+
+#[tokio::test]
+async fn a_pools_own_idle_connection_is_reused_not_replaced() {
+    let server = Server::start().await;
+    let pools = pools(1);
+    let alice = pools.get(&server.addr, &login("alice", "app"));
+    alice.checkout().await.unwrap().release();
+    alice.checkout().await.unwrap().release();
+    assert_eq!(alice.opened.load(Ordering::Relaxed), 1);
+    assert_eq!(alice.closed.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn databases_and_members_have_separate_budgets_and_zero_is_no_limit() {
+    let server = Server::start().await;
+    let limited = pools(1);
+    let _a = limited
+        .get(&server.addr, &login("alice", "app"))
+        .checkout()
+        .await
+        .unwrap();
+    let _other_db = limited
+        .get(&server.addr, &login("bob", "reports"))
+        .checkout()
+        .await
+        .unwrap();
+    let pg2 = BackendAddr {
+        member: "pg2".into(),
+        ..server.addr.clone()
+    };
+    let _other_member = limited
+        .get(&pg2, &login("bob", "app"))
+        .checkout()
+        .await
+        .unwrap();
+    let unlimited = pools(0);
+    let mut held = Vec::new();
+    for user in ["a", "b", "c"] {
+        let pool = unlimited.get(&server.addr, &login(user, "app"));
+        held.push(pool.checkout().await.unwrap());
+        held.push(pool.checkout().await.unwrap());
+    }
+    server.expect_open(3 + 6).await;
+}
+
+#[tokio::test]
+async fn min_pool_size_does_not_exceed_the_database_budget() {
+    let server = Server::start().await;
+    let pools = pools(1);
+    let alice = pools.get(&server.addr, &login("alice", "app"));
+    let bob = pools.get(&server.addr, &login("bob", "app"));
+    alice.prefill_one().await.unwrap();
+    match bob.prefill_one().await {
+        Err(PoolError::WaitTimeout(_, Limit::MaxDbConnections(1))) => {}
+        other => panic!("expected no room, got {:?}", other.err()),
+    }
+    server.expect_open(1).await;
+}
