@@ -32,6 +32,7 @@ pub enum WatchError {
 
 /// Follows the cluster under `prefix` forever, publishing into `store`.
 pub async fn run(config: EtcdConfig, prefix: String, store: Arc<TopologyStore>) {
+    tokio::spawn(watchdog(store.clone()));
     let mut backoff = Backoff::new(config.retry_backoff_max.0);
     loop {
         let round = tokio::spawn(watch_round(config.clone(), prefix.clone(), store.clone()));
@@ -52,6 +53,31 @@ pub async fn run(config: EtcdConfig, prefix: String, store: Arc<TopologyStore>) 
         let wait = backoff.next();
         tracing::warn!(error = %err, retry_in = ?wait, "lost the etcd watch; re-reading and re-watching");
         tokio::time::sleep(wait).await;
+    }
+}
+
+/// How often a healthy watch proves the DCS still answers (a watch on a quiet cluster
+/// may carry no events for a long time).
+const HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// Marks the view stale once the DCS has not answered for longer than Patroni's `ttl`:
+/// by then a primary that lost the DCS has demoted itself and another member may have
+/// taken the leader key, so writes must not go to the last known primary any more.
+async fn watchdog(store: Arc<TopologyStore>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        let current = store.load();
+        let (Some(last), false) = (store.last_contact(), current.dcs_lost) else {
+            continue;
+        };
+        let ttl = Duration::from_secs(current.ttl_secs.max(1));
+        if last.elapsed() > ttl {
+            tracing::error!(silent = ?last.elapsed(), ?ttl, "no answer from the DCS for longer than Patroni's ttl: the last primary may have been demoted; holding writes until the DCS answers");
+            let mut stale = (*current).clone();
+            stale.dcs_lost = true;
+            store.publish(stale);
+        }
     }
 }
 
@@ -146,8 +172,20 @@ async fn watch_round(
         .watch(prefix.as_str(), Some(opts))
         .await
         .map_err(|e| (false, e.into()))?;
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    let leader_key = format!("{prefix}leader");
     loop {
-        let msg = stream.message().await.map_err(|e| (true, e.into()))?;
+        let msg = tokio::select! {
+            m = stream.message() => m.map_err(|e| (true, e.into()))?,
+            _ = heartbeat.tick() => {
+                client
+                    .get(leader_key.as_str(), Some(GetOptions::new().with_count_only()))
+                    .await
+                    .map_err(|e| (true, e.into()))?;
+                store.touch();
+                continue;
+            }
+        };
         let Some(resp) = msg else {
             return Err((true, WatchError::Ended));
         };
@@ -244,6 +282,35 @@ fn log_change(before: &Topology, after: &Topology) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn silent_dcs_past_ttl_drops_the_primary_until_it_answers() {
+        use crate::topology::Service;
+        let store = Arc::new(TopologyStore::new());
+        let keys: BTreeMap<String, Vec<u8>> = [
+            ("leader", "pg1"),
+            ("config", r#"{"ttl":1}"#),
+            ("members/pg1", r#"{"conn_url":"postgres://127.0.0.1:1/postgres","role":"primary","state":"running"}"#),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.as_bytes().to_vec()))
+        .collect();
+        store.touch();
+        publish(&store, &keys, 1);
+        assert!(store.load().primary().is_some());
+        tokio::spawn(watchdog(store.clone()));
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(!store.load().dcs_lost, "within ttl the last view stands");
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        let t = store.load();
+        assert!(t.dcs_lost);
+        assert!(t.primary().is_none() && t.candidates(Service::Primary, None).next().is_none());
+        assert!(t.leader_changing(), "primary listeners hold writes");
+        // The DCS answers again: a fresh read publishes a live view.
+        store.touch();
+        publish(&store, &keys, 2);
+        assert!(!store.load().dcs_lost && store.load().primary().is_some());
+    }
 
     #[test]
     fn backoff_doubles_to_the_cap_and_resets() {

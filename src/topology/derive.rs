@@ -46,6 +46,7 @@ pub fn derive(state: &ClusterState) -> Topology {
             .leader
             .and_then(|l| l.timeline)
             .or(state.history_timeline),
+        dcs_lost: false,
     }
 }
 

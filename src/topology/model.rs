@@ -73,6 +73,8 @@ impl Member {
 }
 
 /// One consistent, immutable cluster view. Routing decides on exactly one of these.
+// Independent facts read from the DCS, not states of one machine.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Topology {
     /// Assigned by the store on publish; strictly increasing.
@@ -95,13 +97,16 @@ pub struct Topology {
     /// A pending switchover/failover: (from, to).
     pub failover: Option<(Option<String>, Option<String>)>,
     pub timeline: Option<u64>,
+    /// No DCS contact for longer than `ttl`: Patroni has demoted (or may have replaced)
+    /// the leader by now, so this view names no primary. Replicas are still served.
+    pub dcs_lost: bool,
 }
 
 impl Topology {
     /// The member port 5000 may use, if any.
     #[must_use]
     pub fn primary(&self) -> Option<&Member> {
-        self.members.iter().find(|m| m.primary_ok)
+        self.members.iter().find(|m| m.primary_ok && !self.dcs_lost)
     }
 
     #[must_use]
@@ -117,7 +122,7 @@ impl Topology {
         max_lag: Option<u64>,
     ) -> impl Iterator<Item = &Member> {
         self.members.iter().filter(move |m| match service {
-            Service::Primary => m.primary_ok,
+            Service::Primary => m.primary_ok && !self.dcs_lost,
             Service::Replica => m.replica_ok && m.within_lag(max_lag),
             Service::Sync => m.replica_ok && m.is_sync && m.within_lag(max_lag),
             Service::Async => m.replica_ok && !m.is_sync && m.within_lag(max_lag),
@@ -139,7 +144,7 @@ impl Topology {
     /// a server connection to it reports `in_hot_standby = off`; nothing else may.
     #[must_use]
     pub fn promoting(&self) -> Option<&Member> {
-        if self.standby_cluster || self.primary().is_some() {
+        if self.standby_cluster || self.dcs_lost || self.primary().is_some() {
             return None;
         }
         let leader = self.member(self.leader.as_deref()?)?;
