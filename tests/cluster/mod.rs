@@ -12,7 +12,9 @@ mod http;
 mod patroni;
 mod pg;
 mod rolegate;
+pub mod spawn;
 mod wait;
+pub mod writers;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
