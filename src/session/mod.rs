@@ -35,6 +35,8 @@ pub struct Shared {
     pub cancels: Arc<CancelMap>,
     /// How pooling listeners authenticate clients (`[auth]`).
     pub auth: Option<AuthSetup>,
+    /// Process-wide counters (switchover holds, config reloads).
+    pub stats: Arc<crate::stats::Stats>,
 }
 
 impl Shared {
@@ -44,6 +46,7 @@ impl Shared {
             topology,
             cancels: Arc::default(),
             auth: None,
+            stats: Arc::default(),
         }
     }
 }
