@@ -12,7 +12,7 @@ pub mod pooled;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -62,7 +62,9 @@ pub async fn run(
 ) {
     let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("session", id, listener = %listener.name, %peer, user = tracing::field::Empty, member = tracing::field::Empty);
+    listener.stats.clients_accepted.inc();
     async move {
+        let _connected = listener.stats.clients.enter();
         let _ = client.set_nodelay(true);
         if let Err(e) = serve(&shared, &listener, client).await {
             tracing::debug!(error = %e, "session ended");
@@ -105,9 +107,16 @@ async fn serve(
             if let Some(setup) = &listener.pool {
                 return pooled::run(shared, listener, setup, client, &params).await;
             }
-            match connect::connect(shared, listener).await {
-                Ok(backend) => forward::run(shared, client, backend, &raw).await,
+            let waited = Instant::now();
+            let connected = {
+                let _waiting = listener.stats.clients_waiting.enter();
+                connect::connect(shared, listener).await
+            };
+            listener.stats.wait_time.record(waited.elapsed());
+            match connected {
+                Ok(backend) => forward::run(shared, listener, client, backend, &raw).await,
                 Err(err) => {
+                    listener.stats.errors.record(err.code.as_bytes());
                     tracing::warn!(code = err.code, message = %err.message, "refusing client");
                     let _ = client.write_all(&err.encode()).await;
                     Ok(())
