@@ -23,6 +23,9 @@ pub struct Config {
     pub log: LogConfig,
     /// `[auth]`: how pooled listeners authenticate clients. Required when any listener pools.
     pub auth: Option<AuthConfig>,
+    /// `[admin]`: the HTTP admin server.
+    #[serde(default)]
+    pub admin: super::admin::AdminConfig,
 }
 
 /// `[auth]`, with PgBouncer's meanings.
