@@ -8,6 +8,8 @@ mod cluster;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
@@ -189,10 +191,41 @@ fn traffic_is_counted(leader: &str, others: &[String]) {
     assert!(text.contains("rolegate_query_duration_seconds_count{listener=\"primary:27041\"}"));
 }
 
-/// A switchover moves the leader in /topology and flips is_primary.
+/// A switchover moves the leader in /topology and flips is_primary; a client running
+/// transactions meanwhile is held, and the holds are counted.
 fn switchover_flips_is_primary(cluster: &Cluster, leader: &str) {
+    let holds = "rolegate_switchover_holds_total";
+    let holds_before = metric(ADMIN, holds).unwrap().unwrap_or(0.0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let session = Session::connect(POOLED).expect("connect");
+            let mut ok = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                if session.query("select 1").is_ok() {
+                    ok += 1;
+                }
+            }
+            ok
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
     cluster.switchover(None).expect("switchover");
     cluster.wait_healthy(Duration::from_secs(90));
+    stop.store(true, Ordering::Relaxed);
+    let ok = writer.join().expect("writer");
+    assert!(ok > 0, "the writer ran transactions");
+    let holds_after = metric(ADMIN, holds).unwrap().unwrap_or(0.0);
+    assert!(
+        holds_after > holds_before,
+        "holds went from {holds_before} to {holds_after}"
+    );
+    let (_, text) = get(ADMIN, "/metrics", None).unwrap();
+    assert!(
+        !text.contains("rolegate_switchover_hold_duration_seconds_count 0\n"),
+        "hold durations recorded"
+    );
     let new = cluster.leader().expect("leader after switchover");
     assert_ne!(new, leader);
     wait_until(
