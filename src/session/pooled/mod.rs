@@ -49,11 +49,12 @@ pub struct Active {
 }
 
 impl Active {
-    fn new(stats: &Arc<ListenerStats>, per_transaction: bool) -> Self {
+    /// `since` is when the server was lent (the caller has a clock reading at hand).
+    fn new(stats: &Arc<ListenerStats>, since: Instant, per_transaction: bool) -> Self {
         stats.clients_active.inc();
         Self {
             stats: stats.clone(),
-            since: Instant::now(),
+            since,
             per_transaction,
         }
     }
@@ -211,13 +212,15 @@ impl Client<'_> {
                 checkout,
                 guard,
                 kill,
-                active: Active::new(&listener.stats, setup.mode == PoolMode::Transaction),
+                active: Active::new(&listener.stats, waited, setup.mode == PoolMode::Transaction),
             })
         })
         .await;
         drop(waiting);
-        listener.stats.wait_time.record(waited.elapsed());
+        let lent = Instant::now();
+        listener.stats.wait_time.record(lent - waited);
         let mut held = held.inspect_err(|e| listener.stats.errors.record(e.code.as_bytes()))?;
+        held.active.since = lent;
         let conn = held.checkout.conn();
         self.target.set(Some((conn.addr.clone(), conn.key.clone())));
         if let Some(sql) = self.params.sync_sql(&conn.params) {
