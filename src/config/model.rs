@@ -21,6 +21,8 @@ pub struct Config {
     pub listeners: Vec<ListenerConfig>,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
     /// `[auth]`: how pooled listeners authenticate clients. Required when any listener pools.
     pub auth: Option<AuthConfig>,
 }
@@ -309,6 +311,16 @@ impl ListenerConfig {
             format!("{role}:{}", self.addr.port())
         })
     }
+}
+
+/// `[runtime]`: the async runtime.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Worker threads; 0 = one per CPU. 1 spends the least CPU per transaction (no
+    /// cross-thread wake-ups), like PgBouncer's single thread; more scale past one core.
+    #[serde(default)]
+    pub worker_threads: usize,
 }
 
 /// `[log]`.
