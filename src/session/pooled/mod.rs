@@ -21,7 +21,7 @@ use super::connect::{with_member, Attempt};
 use super::Shared;
 use crate::auth::authenticate_client;
 use crate::config::PoolMode;
-use crate::pool::{Checkout, Login, PoolError, PoolSetup, ServerError};
+use crate::pool::{Checkout, Login, PoolError, PoolSetup};
 use crate::protocol::io::{message, parse_parameter_status, read_message};
 use crate::protocol::{PgError, ProtocolError};
 use crate::route::cancel::PooledTarget;
@@ -121,7 +121,6 @@ pub async fn run(
         }
     };
     let mut held = held;
-    client.params.adopt_defaults(&held.checkout.conn().params);
     let mut greeting = BytesMut::new();
     greeting.put_slice(&message(b'R', &0u32.to_be_bytes()));
     for (k, v) in client.params.merged(&held.checkout.conn().params) {
@@ -152,9 +151,9 @@ impl Client<'_> {
             let pool = setup.pools.get(&addr, login);
             let checkout = match pool.checkout().await {
                 Ok(c) => c,
-                Err(PoolError::Server(
-                    e @ (ServerError::Connect(..) | ServerError::Timeout(..)),
-                )) => return Attempt::Failed(e.to_string()),
+                Err(PoolError::Server(e)) if e.is_transient() => {
+                    return Attempt::Failed(e.to_string())
+                }
                 Err(PoolError::Draining) => return Attempt::Left,
                 Err(PoolError::Server(e)) => return Attempt::Fatal(e.to_client_error(&login.user)),
                 Err(e @ PoolError::WaitTimeout(..)) => {
@@ -183,6 +182,8 @@ impl Client<'_> {
         .await?;
         let conn = held.checkout.conn();
         self.target.set(Some((conn.addr.clone(), conn.key.clone())));
+        // The login values, not the current ones: a client before may have changed them.
+        self.params.adopt_defaults(&conn.defaults);
         if let Some(sql) = self.params.sync_sql(&conn.params) {
             apply(conn, &sql).await.map_err(|e| {
                 PgError::fatal(
