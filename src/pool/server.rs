@@ -63,8 +63,15 @@ impl ServerError {
     /// client should wait for the role's next member rather than get the error.
     #[must_use]
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Connect(..) | Self::Timeout(..))
-            || matches!(self, Self::Refused { code, .. } if matches!(code.as_str(), "57P01" | "57P02" | "57P03"))
+        let starting_or_stopping = |code: &str| matches!(code, "57P01" | "57P02" | "57P03");
+        match self {
+            Self::Connect(..) | Self::Timeout(..) => true,
+            // Before authentication (Refused) or while answering it (Auth): both happen.
+            Self::Refused { code, .. } | Self::Auth(_, AuthError::Server { code, .. }) => {
+                starting_or_stopping(code)
+            }
+            Self::Auth(..) | Self::Protocol(..) => false,
+        }
     }
 }
 
@@ -210,6 +217,17 @@ mod tests {
             "too many connections stays an error"
         );
         assert!(!refused("3D000").is_transient());
+        let during_auth = |code: &str| {
+            ServerError::Auth(
+                "pg1".into(),
+                AuthError::Server {
+                    code: code.into(),
+                    message: "the database system is shutting down".into(),
+                },
+            )
+        };
+        assert!(during_auth("57P03").is_transient());
+        assert!(!during_auth("28P01").is_transient());
         let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         assert!(ServerError::Connect("pg1".into(), io).is_transient());
     }
