@@ -185,8 +185,9 @@ pub struct ListenerConfig {
     /// How long a new client waits for a member of the role before it gets an error.
     #[serde(default = "default_connect_wait")]
     pub connect_wait: Dur,
-    /// While the leader changes (switchover, failover, promotion), new connections and
-    /// transactions on a primary listener wait this long for the new primary.
+    /// While the leader changes (switchover, failover, promotion, or the primary cannot be
+    /// reached), new connections and transactions on a primary listener wait this long
+    /// for the new primary.
     #[serde(default = "default_switchover_hold_timeout")]
     pub switchover_hold_timeout: Dur,
     /// Timeout of one TCP connect to a member (and, when pooling, of its login).

@@ -89,7 +89,6 @@ pub async fn login<'a>(
         Ok(h) => h,
         Err(e) => return refuse(stream, &e).await,
     };
-    client.params.adopt_defaults(&held.checkout.conn().params);
     let mut greeting = BytesMut::new();
     greeting.put_slice(&message(b'R', &0u32.to_be_bytes()));
     for (k, v) in client.params.merged(&held.checkout.conn().params) {

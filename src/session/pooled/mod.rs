@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 
 use super::connect::{with_member, Attempt};
 use super::Shared;
-use crate::pool::{Checkout, Login, PoolError, PoolSetup, ServerError, ServerPool};
+use crate::pool::{Checkout, Login, PoolError, PoolSetup, ServerPool};
 use crate::protocol::io::{message, parse_parameter_status, read_message};
 use crate::protocol::{PgError, ProtocolError};
 use crate::route::cancel::PooledTarget;
@@ -79,6 +79,8 @@ impl Client<'_> {
         };
         let conn = held.checkout.conn();
         self.target.set(Some((conn.addr.clone(), conn.key.clone())));
+        // The login values, not the current ones: a client before may have changed them.
+        self.params.adopt_defaults(&conn.defaults);
         if let Some(sql) = self.params.sync_sql(&conn.params) {
             Box::pin(apply(conn, &sql)).await.map_err(|e| {
                 PgError::fatal(
@@ -146,9 +148,7 @@ async fn attempt(
     let user = &pool.login.user;
     let mut checkout = match pool.checkout().await {
         Ok(c) => c,
-        Err(PoolError::Server(e @ (ServerError::Connect(..) | ServerError::Timeout(..)))) => {
-            return Attempt::Failed(e.to_string())
-        }
+        Err(PoolError::Server(e)) if e.is_transient() => return Attempt::Failed(e.to_string()),
         Err(PoolError::Draining) => return Attempt::Left,
         Err(PoolError::Server(e)) => return Attempt::Fatal(e.to_client_error(user)),
         Err(e @ PoolError::WaitTimeout(..)) => {
