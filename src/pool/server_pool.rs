@@ -66,7 +66,9 @@ pub struct ServerPool {
     reserve: Arc<Semaphore>,
     /// The (member, database) budget shared with other users' pools; `None` = no limit.
     db: Option<Arc<DbSlots>>,
-    idle: Mutex<Vec<ServerConn>>,
+    /// Boxed: a checkout moves a pointer, and a session's state stays small.
+    #[allow(clippy::vec_box)]
+    idle: Mutex<Vec<Box<ServerConn>>>,
     draining: AtomicBool,
     /// Connections opened and closed since the pool was made, for stats.
     pub opened: AtomicU64,
@@ -79,14 +81,14 @@ pub struct ServerPool {
 // Lives for one checkout and is moved once; boxing the connection would allocate per checkout.
 #[allow(clippy::large_enum_variant)]
 enum Next {
-    Idle(ServerConn),
+    Idle(Box<ServerConn>),
     Room(Option<DbSlot>),
 }
 
 /// A checked-out server connection. `release` returns it; dropping it closes it (a
 /// connection whose state is unknown is never handed to another client).
 pub struct Checkout {
-    conn: Option<ServerConn>,
+    conn: Option<Box<ServerConn>>,
     pool: Arc<ServerPool>,
     _permit: OwnedSemaphorePermit,
 }
@@ -149,7 +151,8 @@ impl ServerPool {
         pool
     }
 
-    fn idle(&self) -> MutexGuard<'_, Vec<ServerConn>> {
+    #[allow(clippy::vec_box)] // see the field
+    fn idle(&self) -> MutexGuard<'_, Vec<Box<ServerConn>>> {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -206,12 +209,16 @@ impl ServerPool {
     }
 
     /// Opens a connection that holds `slot` for its life.
-    async fn open(&self, slot: Option<DbSlot>) -> Result<ServerConn, PoolError> {
-        let mut conn =
-            ServerConn::open(&self.addr, &self.login, self.settings.connect_timeout).await?;
+    async fn open(&self, slot: Option<DbSlot>) -> Result<Box<ServerConn>, PoolError> {
+        let mut conn = Box::pin(ServerConn::open(
+            &self.addr,
+            &self.login,
+            self.settings.connect_timeout,
+        ))
+        .await?;
         conn.db_slot = slot;
         self.opened.fetch_add(1, Ordering::Relaxed);
-        Ok(conn)
+        Ok(Box::new(conn))
     }
 
     async fn acquire(&self) -> Result<OwnedSemaphorePermit, PoolError> {
@@ -243,7 +250,7 @@ impl ServerPool {
     }
 
     /// The most recently used idle connection that is still fit to use.
-    fn take_idle(&self) -> Option<ServerConn> {
+    fn take_idle(&self) -> Option<Box<ServerConn>> {
         let mut idle = self.idle();
         while let Some(conn) = idle.pop() {
             if conn.is_closed() || conn.created.elapsed() >= self.settings.lifetime {
@@ -255,7 +262,7 @@ impl ServerPool {
         None
     }
 
-    fn put_back(&self, mut conn: ServerConn) {
+    fn put_back(&self, mut conn: Box<ServerConn>) {
         if self.draining.load(Ordering::Acquire) || conn.created.elapsed() >= self.settings.lifetime
         {
             self.close(&conn);

@@ -9,6 +9,7 @@ pub mod connect;
 pub mod forward;
 pub mod pooled;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -74,12 +75,40 @@ pub async fn run(
     .await;
 }
 
+/// Where a client goes after its first packet.
+enum Next {
+    /// Answered already (a cancel request, or a refusal).
+    Done,
+    /// Logged in by rolegate, then lent pooled servers.
+    Pooled(BTreeMap<String, String>),
+    /// The startup packet goes to a member as is, then bytes both ways.
+    Passthrough(bytes::Bytes),
+}
+
 async fn serve(
     shared: &Shared,
     listener: &Arc<Listener>,
     mut client: TcpStream,
 ) -> Result<(), ProtocolError> {
-    let first = match tokio::time::timeout(STARTUP_TIMEOUT, negotiate(&mut client)).await {
+    // Boxed, and finished before the session's main phase, so that an idle client's task
+    // keeps none of the startup's state.
+    match Box::pin(first_packet(shared, listener, &mut client)).await? {
+        Next::Done => Ok(()),
+        Next::Pooled(params) => match &listener.pool {
+            Some(setup) => pooled::run(shared, listener, setup, client, params).await,
+            None => Ok(()),
+        },
+        Next::Passthrough(raw) => Box::pin(passthrough(shared, listener, client, raw)).await,
+    }
+}
+
+/// Reads the first packet: answers encryption requests and forwards cancel requests.
+async fn first_packet(
+    shared: &Shared,
+    listener: &Listener,
+    client: &mut TcpStream,
+) -> Result<Next, ProtocolError> {
+    let first = match tokio::time::timeout(STARTUP_TIMEOUT, negotiate(client)).await {
         Ok(Ok(p)) => p,
         Ok(Err(e)) => {
             if let Some(err) = e.to_client_error() {
@@ -91,39 +120,53 @@ async fn serve(
             let err = PgError::fatal("08P01", "rolegate: no startup packet within 15s; closing")
                 .with_hint("Connect with a PostgreSQL client.");
             let _ = client.write_all(&err.encode()).await;
-            return Ok(());
+            return Ok(Next::Done);
         }
     };
     match first {
         FirstPacket::Cancel { key, raw } => {
             forward::cancel(&shared.cancels, &key, &raw).await;
-            Ok(())
+            Ok(Next::Done)
         }
         FirstPacket::Startup { raw, params } => {
             let user = params.get("user").map_or("", String::as_str);
             let db = params.get("database").map_or(user, String::as_str);
             tracing::Span::current().record("user", user);
             tracing::debug!(user, db, "startup");
-            if let Some(setup) = &listener.pool {
-                return pooled::run(shared, listener, setup, client, &params).await;
-            }
-            let waited = Instant::now();
-            let connected = {
-                let _waiting = listener.stats.clients_waiting.enter();
-                connect::connect(shared, listener).await
-            };
-            listener.stats.wait_time.record(waited.elapsed());
-            match connected {
-                Ok(backend) => forward::run(shared, listener, client, backend, &raw).await,
-                Err(err) => {
-                    listener.stats.errors.record(err.code.as_bytes());
-                    tracing::warn!(code = err.code, message = %err.message, "refusing client");
-                    let _ = client.write_all(&err.encode()).await;
-                    Ok(())
-                }
-            }
+            // rolegate logs pooled clients in itself: an idle client keeps no packet.
+            Ok(if listener.pool.is_some() {
+                Next::Pooled(params)
+            } else {
+                Next::Passthrough(raw)
+            })
         }
-        FirstPacket::SslRequest | FirstPacket::GssEncRequest => unreachable_negotiation(),
+        FirstPacket::SslRequest | FirstPacket::GssEncRequest => {
+            unreachable_negotiation().map(|()| Next::Done)
+        }
+    }
+}
+
+/// A client of a passthrough listener: its own server session, bytes both ways.
+async fn passthrough(
+    shared: &Shared,
+    listener: &Arc<Listener>,
+    mut client: TcpStream,
+    raw: bytes::Bytes,
+) -> Result<(), ProtocolError> {
+    let waited = Instant::now();
+    let connected = {
+        let _waiting = listener.stats.clients_waiting.enter();
+        connect::connect(shared, listener).await
+    };
+    listener.stats.wait_time.record(waited.elapsed());
+    match connected {
+        Ok(backend) => forward::run(shared, listener, client, backend, &raw).await,
+        Err(err) => {
+            listener.stats.errors.record(err.code.as_bytes());
+            tracing::warn!(code = err.code, message = %err.message, "refusing client");
+            let _ = client.write_all(&err.encode()).await;
+            Ok(())
+        }
     }
 }
 
@@ -149,3 +192,6 @@ fn unreachable_negotiation() -> Result<(), ProtocolError> {
         "unexpected encryption request".into(),
     ))
 }
+
+#[cfg(test)]
+mod size_tests;
