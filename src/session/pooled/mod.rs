@@ -9,6 +9,7 @@ mod login;
 pub mod params;
 pub mod relay;
 pub mod replay;
+pub mod tally;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

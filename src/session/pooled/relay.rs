@@ -3,7 +3,7 @@
 //! when a transaction ends (ReadyForQuery idle with nothing owed) and the server can go
 //! back to the pool.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -12,13 +12,12 @@ use super::backend::Backend;
 use super::expect::Expected;
 use super::frontend::{Ctx, Flow, Frontend};
 use super::replay::{refused_unrun, Replay, MAX_REPLAYS};
+use super::tally::{absorb, QueryClock};
 use super::{apply, Client, Held};
 use crate::config::PoolMode;
 use crate::pool::prepared::ServerStatements;
 use crate::protocol::frame::Seen;
-use crate::protocol::io::parse_parameter_status;
 use crate::protocol::{PgError, ProtocolError};
-use crate::stats::ListenerStats;
 use crate::topology::Service;
 
 const BUF: usize = 8 * 1024;
@@ -90,8 +89,8 @@ struct Relay {
     flow: Flow,
     bufs: Option<Bufs>,
     replay: Option<Replay>,
-    /// When the oldest request the server has not answered with ReadyForQuery was sent.
-    query_sent: Option<Instant>,
+    /// Query latency: when the oldest unanswered request went to the server.
+    clock: QueryClock,
     /// ReadyForQuery and ParameterStatus messages of the last server chunk (kept to reuse).
     seen: Vec<Seen>,
 }
@@ -111,7 +110,7 @@ pub async fn run(
         flow: Flow::default(),
         bufs: None,
         replay: None,
-        query_sent: None,
+        clock: QueryClock::default(),
         seen: Vec::new(),
     };
     loop {
@@ -251,9 +250,7 @@ impl Relay {
         if !bufs.out.is_empty() && conn.stream.write_all(&bufs.out).await.is_err() {
             return Ok(Step::Fail(lost()));
         }
-        if self.query_sent.is_none() && self.flow.pending > 0 {
-            self.query_sent = Some(Instant::now());
-        }
+        self.clock.sent(self.flow);
         // Answers rolegate made up with nothing owed before them are due now.
         if self.back.at_boundary() {
             bufs.out.clear();
@@ -338,44 +335,16 @@ impl Relay {
         )?;
         apply_effects(c, &mut self.expected, &mut conn.statements);
         let stats = &c.listener.stats;
-        for s in seen.iter() {
-            match s.tag {
-                b'Z' => {
-                    self.flow.pending = self.flow.pending.saturating_sub(1);
-                    self.flow.status = s.body.first().copied().unwrap_or(b'I');
-                    query_done(&mut self.query_sent, self.flow, stats);
-                }
-                b'E' => stats.errors.record_response(&s.body),
-                _ => {
-                    if let Some((k, v)) = parse_parameter_status(&s.body) {
-                        c.params.set(&k, &v);
-                        conn.params.insert(k, v);
-                    }
-                }
-            }
-        }
+        absorb(seen, &mut self.flow, &mut self.clock, stats, |k, v| {
+            c.params.set(&k, &v);
+            conn.params.insert(k, v);
+        });
         stats.bytes_sent.add(bufs.out.len() as u64);
         if !bufs.out.is_empty() && stream.write_all(&bufs.out).await.is_err() {
             return Ok(Step::Left { clean: false });
         }
         let release = c.setup.mode == PoolMode::Transaction && self.idle();
         Ok(if release { Step::Release } else { Step::Go })
-    }
-}
-
-/// A ReadyForQuery arrived: one query done, and a transaction if the server is idle.
-fn query_done(query_sent: &mut Option<Instant>, flow: Flow, stats: &ListenerStats) {
-    stats.queries.inc();
-    if flow.status == b'I' {
-        stats.transactions.inc();
-    }
-    if let Some(sent) = query_sent.take() {
-        let now = Instant::now();
-        stats.query_time.record(now - sent);
-        // Pipelined requests: the next one has been waiting since at least now.
-        if flow.pending > 0 {
-            *query_sent = Some(now);
-        }
     }
 }
 
