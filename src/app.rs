@@ -4,8 +4,10 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
+use crate::admin::http::{self, AdminState, ListenerSet};
 use crate::config::Config;
 use crate::route::{fence, listener, Listener};
 use crate::session::{self, AuthSetup, Shared};
@@ -33,9 +35,41 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.dcs_prefix(),
         store.clone(),
     ));
+    // What the admin server reports on; whoever replaces listeners stores the new list here.
+    let listener_set: Arc<ListenerSet> = Arc::new(ArcSwap::from_pointee(
+        bound.iter().map(|(_, l)| l.clone()).collect(),
+    ));
     serve(&shared, bound);
+    start_admin(&config, &shared, listener_set).await?;
     shutdown_signal().await;
     tracing::info!("stopping");
+    Ok(())
+}
+
+/// Binds and spawns the HTTP admin server, unless `[admin] http = ""`.
+async fn start_admin(
+    config: &Config,
+    shared: &Arc<Shared>,
+    listeners: Arc<ListenerSet>,
+) -> anyhow::Result<()> {
+    let Some(addr) = config.admin.http_addr().map_err(anyhow::Error::msg)? else {
+        return Ok(());
+    };
+    let tcp = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} ([admin] http)"))?;
+    if !addr.ip().is_loopback() && !config.admin.has_auth() {
+        tracing::warn!(%addr, "the admin HTTP server listens beyond loopback without [admin] token or user/password");
+    }
+    let state = AdminState::new(
+        config.cluster.scope.clone(),
+        shared.topology.clone(),
+        shared.stats.clone(),
+        listeners,
+        &config.admin,
+    );
+    tracing::info!(%addr, "admin http: stats page, /metrics, /ready, /role/*");
+    tokio::spawn(http::serve(tcp, Arc::new(state)));
     Ok(())
 }
 

@@ -1,12 +1,14 @@
 //! Configuration: the TOML model with defaults ([`model`]), unit parsing ([`units`]),
 //! and loading with whole-file validation. Imports nothing internal.
 
+pub mod admin;
 pub mod model;
 pub mod units;
 
 use std::collections::HashSet;
 use std::path::Path;
 
+pub use admin::AdminConfig;
 pub use model::{
     AuthConfig, AuthType, Balance, ClusterConfig, Config, DcsConfig, EtcdConfig, ListenerConfig,
     ListenerRole, LogConfig, LogFormat, PoolMode,
@@ -102,6 +104,7 @@ fn validate(config: &Config) -> Result<(), (String, String)> {
             validate_pool(l).map_err(|(k, m)| (key(k), m))?;
         }
     }
+    config.admin.validate()?;
     validate_auth(config)
 }
 

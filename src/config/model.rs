@@ -25,6 +25,9 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// `[auth]`: how pooled listeners authenticate clients. Required when any listener pools.
     pub auth: Option<AuthConfig>,
+    /// `[admin]`: the HTTP admin server.
+    #[serde(default)]
+    pub admin: super::admin::AdminConfig,
 }
 
 /// `[auth]`, with PgBouncer's meanings.

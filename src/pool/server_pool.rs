@@ -73,6 +73,8 @@ pub struct ServerPool {
     /// Connections opened and closed since the pool was made, for stats.
     pub opened: AtomicU64,
     pub closed: AtomicU64,
+    /// Clients waiting for a connection of this pool now.
+    pub waiting: crate::stats::Gauge,
 }
 
 /// What a checkout uses: an idle connection, or room (a slot, if limited) to open one.
@@ -141,6 +143,7 @@ impl ServerPool {
             draining: AtomicBool::new(false),
             opened: AtomicU64::new(0),
             closed: AtomicU64::new(0),
+            waiting: crate::stats::Gauge::default(),
         });
         if let Some(db) = &pool.db {
             db.register(&pool);
@@ -157,8 +160,11 @@ impl ServerPool {
     /// up to `wait_timeout` when `pool_size` (or `max_db_connections`) are in use.
     pub async fn checkout(self: &Arc<Self>) -> Result<Checkout, PoolError> {
         let deadline = tokio::time::Instant::now() + self.settings.wait_timeout;
+        let waiting = self.waiting.enter();
         let permit = self.acquire().await?;
-        let conn = match self.idle_or_room(deadline).await? {
+        let next = self.idle_or_room(deadline).await?;
+        drop(waiting);
+        let conn = match next {
             Next::Idle(conn) => conn,
             Next::Room(slot) => self.open(slot).await?,
         };

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -36,6 +36,8 @@ pub struct Shared {
     pub cancels: Arc<CancelMap>,
     /// How pooling listeners authenticate clients (`[auth]`).
     pub auth: Option<AuthSetup>,
+    /// Process-wide counters (switchover holds, config reloads).
+    pub stats: Arc<crate::stats::Stats>,
 }
 
 impl Shared {
@@ -45,6 +47,7 @@ impl Shared {
             topology,
             cancels: Arc::default(),
             auth: None,
+            stats: Arc::default(),
         }
     }
 }
@@ -60,7 +63,9 @@ pub async fn run(
 ) {
     let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("session", id, listener = %listener.name, %peer, user = tracing::field::Empty, member = tracing::field::Empty);
+    listener.stats.clients_accepted.inc();
     async move {
+        let _connected = listener.stats.clients.enter();
         let _ = client.set_nodelay(true);
         if let Err(e) = serve(&shared, &listener, client).await {
             tracing::debug!(error = %e, "session ended");
@@ -148,9 +153,16 @@ async fn passthrough(
     mut client: TcpStream,
     raw: bytes::Bytes,
 ) -> Result<(), ProtocolError> {
-    match connect::connect(shared, listener).await {
-        Ok(backend) => forward::run(shared, client, backend, &raw).await,
+    let waited = Instant::now();
+    let connected = {
+        let _waiting = listener.stats.clients_waiting.enter();
+        connect::connect(shared, listener).await
+    };
+    listener.stats.wait_time.record(waited.elapsed());
+    match connected {
+        Ok(backend) => forward::run(shared, listener, client, backend, &raw).await,
         Err(err) => {
+            listener.stats.errors.record(err.code.as_bytes());
             tracing::warn!(code = err.code, message = %err.message, "refusing client");
             let _ = client.write_all(&err.encode()).await;
             Ok(())

@@ -3,6 +3,7 @@
 //! (or for the whole session) through [`relay`].
 
 pub mod backend;
+mod bufs;
 pub mod expect;
 pub mod frontend;
 mod login;
@@ -12,6 +13,7 @@ pub mod replay;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -19,11 +21,13 @@ use tokio::sync::oneshot;
 
 use super::connect::{with_member, Attempt};
 use super::Shared;
+use crate::config::PoolMode;
 use crate::pool::{Checkout, Login, PoolError, PoolSetup, ServerPool};
 use crate::protocol::io::{message, parse_parameter_status, read_message};
 use crate::protocol::{PgError, ProtocolError};
 use crate::route::cancel::PooledTarget;
 use crate::route::{KillReason, Listener, SessionGuard};
+use crate::stats::ListenerStats;
 use crate::topology::{Service, Topology};
 use params::ClientParams;
 
@@ -33,6 +37,36 @@ pub struct Held {
     /// Keeps the session registered on the member (for fencing) while the server is lent.
     pub guard: SessionGuard,
     pub kill: oneshot::Receiver<KillReason>,
+    /// Counts the client as active while it holds the server.
+    pub active: Active,
+}
+
+/// One unit of `clients_active`; on drop, also the transaction's duration (transaction mode).
+pub struct Active {
+    stats: Arc<ListenerStats>,
+    since: Instant,
+    per_transaction: bool,
+}
+
+impl Active {
+    /// `since` is when the server was lent (the caller has a clock reading at hand).
+    fn new(stats: &Arc<ListenerStats>, since: Instant, per_transaction: bool) -> Self {
+        stats.clients_active.inc();
+        Self {
+            stats: stats.clone(),
+            since,
+            per_transaction,
+        }
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.stats.clients_active.dec();
+        if self.per_transaction {
+            self.stats.transaction_time.record(self.since.elapsed());
+        }
+    }
 }
 
 /// Everything a pooled session needs about itself.
@@ -72,11 +106,19 @@ impl Client<'_> {
     /// Lends the client a server connection on a member of the listener's role set, with
     /// the client's parameters applied.
     pub async fn checkout(&mut self) -> Result<Held, PgError> {
+        let stats = &self.listener.stats;
+        let waited = Instant::now();
+        let waiting = stats.clients_waiting.enter();
         let topology = self.shared.topology.load();
-        let mut held = match self.sticky_checkout(topology.generation).await {
-            Some(held) => held?,
-            None => Box::pin(self.balanced_checkout(&topology)).await?,
+        let held = match self.sticky_checkout(topology.generation, waited).await {
+            Some(held) => held,
+            None => Box::pin(self.balanced_checkout(&topology, waited)).await,
         };
+        drop(waiting);
+        let lent = Instant::now();
+        stats.wait_time.record(lent - waited);
+        let mut held = held.inspect_err(|e| stats.errors.record(e.code.as_bytes()))?;
+        held.active.since = lent;
         let conn = held.checkout.conn();
         self.target.set(Some((conn.addr.clone(), conn.key.clone())));
         // The login values, not the current ones: a client before may have changed them.
@@ -95,12 +137,16 @@ impl Client<'_> {
     /// The pool of the last checkout, while the topology it was chosen under stands and
     /// it was the only choice: skips member selection and the pool lookup. `None` = go
     /// the balanced way.
-    async fn sticky_checkout(&mut self, generation: u64) -> Option<Result<Held, PgError>> {
+    async fn sticky_checkout(
+        &mut self,
+        generation: u64,
+        since: Instant,
+    ) -> Option<Result<Held, PgError>> {
         let pool = self
             .sticky
             .take()
             .filter(|s| s.generation == generation && !s.pool.is_draining())?;
-        match attempt(self.shared, self.listener, pool.pool.clone()).await {
+        match attempt(self, pool.pool.clone(), since).await {
             Attempt::Done(held) => {
                 self.sticky = Some(pool);
                 Some(Ok(held))
@@ -111,13 +157,17 @@ impl Client<'_> {
     }
 
     /// Chooses a member (balanced, waiting for one if needed) and checks out from its pool.
-    async fn balanced_checkout(&mut self, topology: &Topology) -> Result<Held, PgError> {
-        let (shared, listener, setup, login) =
-            (self.shared, self.listener, self.setup, &self.login);
-        let held = with_member(shared, listener, |addr| {
-            attempt(shared, listener, setup.pools.get(&addr, login))
+    async fn balanced_checkout(
+        &mut self,
+        topology: &Topology,
+        since: Instant,
+    ) -> Result<Held, PgError> {
+        let this = &*self;
+        let held = with_member(this.shared, this.listener, |addr| {
+            attempt(this, this.setup.pools.get(&addr, &this.login), since)
         })
         .await?;
+        let listener = self.listener;
         let pool = held.checkout.pool();
         if let [m] = listener.candidates(topology).as_slice() {
             if m.name() == pool.addr.member {
@@ -140,11 +190,8 @@ pub struct Sticky {
 
 /// Checks out from `pool`, refusing a server that reports hot standby on a primary
 /// listener, and registers the session on the member for fencing.
-async fn attempt(
-    shared: &Shared,
-    listener: &Arc<Listener>,
-    pool: Arc<ServerPool>,
-) -> Attempt<Held> {
+async fn attempt(c: &Client<'_>, pool: Arc<ServerPool>, since: Instant) -> Attempt<Held> {
+    let (shared, listener) = (c.shared, c.listener);
     let user = &pool.login.user;
     let mut checkout = match pool.checkout().await {
         Ok(c) => c,
@@ -167,10 +214,12 @@ async fn attempt(
     if !listener.serves(&shared.topology.load(), member) {
         return Attempt::Left;
     }
+    let per_transaction = c.setup.mode == PoolMode::Transaction;
     Attempt::Done(Held {
         checkout,
         guard,
         kill,
+        active: Active::new(&listener.stats, since, per_transaction),
     })
 }
 

@@ -3,12 +3,13 @@
 //! when a transaction ends (ReadyForQuery idle with nothing owed) and the server can go
 //! back to the pool.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::backend::Backend;
+use super::bufs::Bufs;
 use super::expect::Expected;
 use super::frontend::{Ctx, Flow, Frontend};
 use super::replay::{refused_unrun, Replay, MAX_REPLAYS};
@@ -18,9 +19,9 @@ use crate::pool::prepared::ServerStatements;
 use crate::protocol::frame::Seen;
 use crate::protocol::io::parse_parameter_status;
 use crate::protocol::{PgError, ProtocolError};
+use crate::stats::ListenerStats;
 use crate::topology::Service;
 
-const BUF: usize = 8 * 1024;
 /// A client Terminate message.
 const TERMINATE: [u8; 5] = [b'X', 0, 0, 0, 4];
 
@@ -41,46 +42,6 @@ enum Step {
     Retry,
 }
 
-/// Read and write buffers; held only while a server is lent, so an idle client costs
-/// its socket and little else.
-struct Bufs {
-    client_in: Vec<u8>,
-    server_in: Vec<u8>,
-    out: Vec<u8>,
-}
-
-/// Buffers given back by sessions that released their server, reused by the next
-/// transaction on the same thread instead of allocating and zeroing 24 KB each time.
-const SPARE_BUFS: usize = 64;
-
-thread_local! {
-    static SPARE: std::cell::RefCell<Vec<Bufs>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-impl Bufs {
-    fn new() -> Self {
-        SPARE.with_borrow_mut(Vec::pop).unwrap_or_else(|| Self {
-            client_in: vec![0; BUF],
-            server_in: vec![0; BUF],
-            out: Vec::with_capacity(BUF),
-        })
-    }
-
-    /// Keeps `bufs` for the next transaction on this thread (or frees it, past the cap).
-    fn recycle(bufs: Option<Self>) {
-        let Some(mut b) = bufs else { return };
-        if b.out.capacity() > 4 * BUF {
-            return; // grown by a big message: let it go
-        }
-        b.out.clear();
-        SPARE.with_borrow_mut(|spare| {
-            if spare.len() < SPARE_BUFS {
-                spare.push(b);
-            }
-        });
-    }
-}
-
 /// The protocol state of one pooled session.
 struct Relay {
     front: Frontend,
@@ -91,6 +52,8 @@ struct Relay {
     replay: Option<Replay>,
     /// ReadyForQuery and ParameterStatus messages of the last server chunk (kept to reuse).
     seen: Vec<Seen>,
+    /// When the oldest request the server has not answered with ReadyForQuery was sent.
+    query_sent: Option<Instant>,
 }
 
 /// Relays until the client leaves or the session must end.
@@ -109,6 +72,7 @@ pub async fn run(
         bufs: None,
         replay: None,
         seen: Vec::new(),
+        query_sent: None,
     };
     loop {
         let step = match held.as_mut() {
@@ -142,6 +106,7 @@ pub async fn run(
                 Bufs::recycle(r.bufs.take());
             }
             Step::Fail(e) => {
+                c.listener.stats.errors.record(e.code.as_bytes());
                 if r.back.at_boundary() {
                     let _ = tokio::time::timeout(
                         Duration::from_millis(100),
@@ -183,6 +148,7 @@ impl Relay {
             }
             Err(_) => return Ok((Step::Left { clean: true }, None)),
         };
+        c.listener.stats.bytes_received.add(n as u64);
         if self.front.at_boundary() && bufs.client_in[..n] == TERMINATE {
             return Ok((Step::Left { clean: true }, None));
         }
@@ -193,6 +159,7 @@ impl Relay {
             .answer_locally(&bufs.client_in[..n], |s| known.contains(db, user, s))
         {
             Bufs::recycle(self.bufs.take());
+            c.listener.stats.bytes_sent.add(reply.len() as u64);
             let step = match stream.write_all(&reply).await {
                 Ok(()) => Step::Go,
                 Err(_) => Step::Left { clean: true },
@@ -243,6 +210,9 @@ impl Relay {
             .feed(&bufs.client_in[..n], &mut ctx, &mut bufs.out)?;
         if !bufs.out.is_empty() && conn.stream.write_all(&bufs.out).await.is_err() {
             return Ok(Step::Fail(lost()));
+        }
+        if self.query_sent.is_none() && self.flow.pending > 0 {
+            self.query_sent = Some(Instant::now());
         }
         // Answers rolegate made up with nothing owed before them are due now.
         if self.back.at_boundary() {
@@ -302,6 +272,7 @@ impl Relay {
         let n = match got {
             Got::Client(Ok(0) | Err(_)) => return Ok(Step::Left { clean: false }),
             Got::Client(Ok(n)) => {
+                c.listener.stats.bytes_received.add(n as u64);
                 self.replay = None;
                 return self.client_sent(n, h, stream).await;
             }
@@ -326,20 +297,45 @@ impl Relay {
             seen,
         )?;
         apply_effects(c, &mut self.expected, &mut conn.statements);
+        let stats = &c.listener.stats;
         for s in seen.iter() {
-            if s.tag == b'Z' {
-                self.flow.pending = self.flow.pending.saturating_sub(1);
-                self.flow.status = s.body.first().copied().unwrap_or(b'I');
-            } else if let Some((k, v)) = parse_parameter_status(&s.body) {
-                c.params.set(&k, &v);
-                conn.params.insert(k, v);
+            match s.tag {
+                b'Z' => {
+                    self.flow.pending = self.flow.pending.saturating_sub(1);
+                    self.flow.status = s.body.first().copied().unwrap_or(b'I');
+                    query_done(&mut self.query_sent, self.flow, stats);
+                }
+                b'E' => stats.errors.record_response(&s.body),
+                _ => {
+                    if let Some((k, v)) = parse_parameter_status(&s.body) {
+                        c.params.set(&k, &v);
+                        conn.params.insert(k, v);
+                    }
+                }
             }
         }
+        stats.bytes_sent.add(bufs.out.len() as u64);
         if !bufs.out.is_empty() && stream.write_all(&bufs.out).await.is_err() {
             return Ok(Step::Left { clean: false });
         }
         let release = c.setup.mode == PoolMode::Transaction && self.idle();
         Ok(if release { Step::Release } else { Step::Go })
+    }
+}
+
+/// A ReadyForQuery arrived: one query done, and a transaction if the server is idle.
+fn query_done(query_sent: &mut Option<Instant>, flow: Flow, stats: &ListenerStats) {
+    stats.queries.inc();
+    if flow.status == b'I' {
+        stats.transactions.inc();
+    }
+    if let Some(sent) = query_sent.take() {
+        let now = Instant::now();
+        stats.query_time.record(now - sent);
+        // Pipelined requests: the next one has been waiting since at least now.
+        if flow.pending > 0 {
+            *query_sent = Some(now);
+        }
     }
 }
 
