@@ -14,8 +14,8 @@ use crate::topology::TopologyStore;
 /// Runs rolegate until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let store = Arc::new(TopologyStore::new());
-    let mut shared = Shared::new(store.clone());
-    shared.auth = load_auth(&config)?;
+    let shared = Shared::new(store.clone());
+    shared.auth.store(load_auth(&config)?.map(Arc::new));
     let shared = Arc::new(shared);
     let mut bound = Vec::new();
     for lc in &config.listeners {

@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use std::path::Path;
 
 pub use model::{
-    AuthConfig, AuthType, Balance, ClusterConfig, Config, DcsConfig, EtcdConfig, ListenerConfig,
-    ListenerRole, LogConfig, LogFormat, PoolMode,
+    AdminConfig, AuthConfig, AuthType, Balance, ClusterConfig, Config, DcsConfig, EtcdConfig,
+    GeneralConfig, ListenerConfig, ListenerRole, LogConfig, LogFormat, PoolMode,
 };
 
 /// Why a config was rejected. The message names the file and the key.

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::units::{ByteSize, Dur};
+use super::units::{ByteSize, Dur, SecretString};
 
 /// The whole file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub cluster: ClusterConfig,
@@ -23,10 +23,51 @@ pub struct Config {
     pub log: LogConfig,
     /// `[auth]`: how pooled listeners authenticate clients. Required when any listener pools.
     pub auth: Option<AuthConfig>,
+    /// `[admin]`: who may use the SQL admin console.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// `[general]`: process-wide settings.
+    #[serde(default)]
+    pub general: GeneralConfig,
+}
+
+/// `[admin]`: the SQL admin console (database `pgbouncer` or `rolegate` on any listener),
+/// with PgBouncer's meanings. Users authenticate with `[auth]` (trust: any listed user).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// May run every console command.
+    #[serde(default)]
+    pub admin_users: Vec<String>,
+    /// May run SHOW commands only.
+    #[serde(default)]
+    pub stats_users: Vec<String>,
+}
+
+/// `[general]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneralConfig {
+    /// On SIGTERM (or SHUTDOWN), how long transactions in flight may take to finish
+    /// before their clients are cut off.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: Dur,
+}
+
+impl Default for GeneralConfig {
+    fn default() -> Self {
+        Self {
+            shutdown_timeout: default_shutdown_timeout(),
+        }
+    }
+}
+
+fn default_shutdown_timeout() -> Dur {
+    Dur(Duration::from_secs(30))
 }
 
 /// `[auth]`, with PgBouncer's meanings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// `trust`, `md5` or `scram-sha-256` (PgBouncer's `auth_type`).
@@ -60,7 +101,7 @@ pub enum PoolMode {
 }
 
 /// `[cluster]`: which Patroni cluster to follow.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
     /// Patroni `scope` (the cluster name).
@@ -75,7 +116,7 @@ fn default_namespace() -> String {
 }
 
 /// `[dcs]`: where Patroni keeps the cluster state.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DcsConfig {
     #[serde(default)]
@@ -83,14 +124,15 @@ pub struct DcsConfig {
 }
 
 /// `[dcs.etcd]`: an etcd v3 cluster.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EtcdConfig {
     /// `host:port` or `http(s)://host:port`; several for an etcd cluster.
     #[serde(default = "default_endpoints")]
     pub endpoints: Vec<String>,
     pub username: Option<String>,
-    pub password: Option<String>,
+    /// Printed as `<redacted>` by Debug.
+    pub password: Option<SecretString>,
     pub tls: Option<EtcdTlsConfig>,
     /// Timeout of one connection attempt to etcd.
     #[serde(default = "default_dial_timeout")]
@@ -139,7 +181,7 @@ fn default_backoff_max() -> Dur {
 }
 
 /// `[dcs.etcd.tls]`: TLS to etcd (client certificate optional).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EtcdTlsConfig {
     pub ca_file: Option<PathBuf>,
@@ -169,7 +211,7 @@ pub enum Balance {
 }
 
 /// One `[[listener]]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerConfig {
     /// Name in logs; defaults to the role.
@@ -312,7 +354,7 @@ impl ListenerConfig {
 }
 
 /// `[log]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     /// A `tracing` filter: `info`, `debug`, `rolegate=debug,info`...; `RUST_LOG` overrides it.

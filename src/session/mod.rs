@@ -5,21 +5,29 @@
 
 pub mod auth_query;
 pub mod auth_setup;
+pub mod clients;
 pub mod connect;
 pub mod forward;
+pub mod gate;
 pub mod pooled;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use tokio::sync::{mpsc, oneshot};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::Instrument;
 
 pub use auth_setup::{AuthQuery, AuthSetup, AuthSetupError};
+pub use clients::{ClientGuard, ClientRegistry, ClientState, NewClient, ServerLink};
+pub use gate::{DbSelector, Gate, Stop};
 
+use crate::config::Config;
 use crate::protocol::startup::{read_first_packet, NO_ENCRYPTION};
 use crate::protocol::{FirstPacket, PgError, ProtocolError};
 use crate::route::{CancelMap, Listener};
@@ -29,12 +37,31 @@ use crate::topology::TopologyStore;
 /// is 60s; a proxy holding a socket for a silent client should give up sooner).
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// What the admin console asks of the process (`app` owns the answer).
+pub enum ControlRequest {
+    /// Re-read the config file; the reply says what changed or why it was rejected.
+    Reload(oneshot::Sender<Result<String, String>>),
+    /// Stop like SIGTERM (`fast`: like SIGINT).
+    Shutdown { fast: bool },
+}
+
 /// What every session needs, shared by all of them.
 pub struct Shared {
     pub topology: Arc<TopologyStore>,
     pub cancels: Arc<CancelMap>,
-    /// How pooling listeners authenticate clients (`[auth]`).
-    pub auth: Option<AuthSetup>,
+    /// How pooling listeners and the admin console authenticate clients (`[auth]`);
+    /// swapped whole on reload.
+    pub auth: ArcSwapOption<AuthSetup>,
+    /// Every client past its startup packet (SHOW CLIENTS, KILL, shutdown).
+    pub clients: Arc<ClientRegistry>,
+    /// PAUSE/RESUME and the stop state.
+    pub gate: Arc<Gate>,
+    /// The listeners, set once by `app::serve` (SHOW POOLS, RECONNECT...).
+    pub listeners: OnceLock<Vec<Arc<Listener>>>,
+    /// The config in force (`[admin]` users, SHOW CONFIG); `None` in tests without a file.
+    pub config: ArcSwapOption<Config>,
+    /// Where console RELOAD/SHUTDOWN go; unset when nothing handles them.
+    pub control: OnceLock<mpsc::UnboundedSender<ControlRequest>>,
 }
 
 impl Shared {
@@ -43,8 +70,19 @@ impl Shared {
         Self {
             topology,
             cancels: Arc::default(),
-            auth: None,
+            auth: ArcSwapOption::empty(),
+            clients: Arc::default(),
+            gate: Arc::default(),
+            listeners: OnceLock::new(),
+            config: ArcSwapOption::empty(),
+            control: OnceLock::new(),
         }
+    }
+
+    /// The listeners (empty before `app::serve`).
+    #[must_use]
+    pub fn listeners(&self) -> &[Arc<Listener>] {
+        self.listeners.get().map_or(&[], Vec::as_slice)
     }
 }
 

@@ -55,12 +55,13 @@ pub async fn run(
     mut stream: TcpStream,
     startup: &BTreeMap<String, String>,
 ) -> Result<(), ProtocolError> {
-    let Ok(_slot) = setup.clients.clone().try_acquire_owned() else {
+    let Ok(_slot) = setup.clients.try_acquire() else {
         let e = PgError::fatal(
             "53300",
             format!(
                 "rolegate: too many clients on listener {} (max_client_conn {})",
-                listener.name, setup.max_client_conn
+                listener.name,
+                setup.clients.size()
             ),
         )
         .with_hint("Retry later, or raise max_client_conn.");
@@ -72,7 +73,7 @@ pub async fn run(
         .get("database")
         .cloned()
         .unwrap_or_else(|| user.clone());
-    let Some(auth) = &shared.auth else {
+    let Some(auth) = shared.auth.load_full() else {
         let e = PgError::fatal(
             "28000",
             "rolegate: this listener pools but no [auth] is configured",

@@ -75,8 +75,9 @@ pub async fn run(
     mut stream: TcpStream,
     mut held: Option<Held>,
 ) -> Result<(), ProtocolError> {
-    let tracking = (c.setup.mode == PoolMode::Transaction && c.setup.max_prepared_statements > 0)
-        .then_some(c.setup.max_prepared_statements);
+    let max_prepared = c.setup.settings().max_prepared_statements;
+    let tracking =
+        (c.setup.mode == PoolMode::Transaction && max_prepared > 0).then_some(max_prepared);
     let mut r = Relay {
         front: Frontend::new(tracking),
         back: Backend::default(),
@@ -247,6 +248,7 @@ impl Relay {
         let in_txn_idle = self.flow.pending == 0 && self.flow.status != b'I';
         let idle_limit = c
             .setup
+            .settings()
             .idle_transaction_timeout
             .filter(|_| in_txn_idle)
             .unwrap_or(Duration::from_secs(86_400 * 365));
@@ -342,10 +344,11 @@ async fn finish(c: &Client<'_>, mut h: Held, clean: bool) {
     if !clean {
         return;
     }
-    if c.setup.mode == PoolMode::Session && !c.setup.reset_query.is_empty() {
+    let reset_query = &c.setup.settings().reset_query;
+    if c.setup.mode == PoolMode::Session && !reset_query.is_empty() {
         let reset = tokio::time::timeout(
             Duration::from_secs(5),
-            apply(h.checkout.conn(), &c.setup.reset_query),
+            apply(h.checkout.conn(), reset_query),
         )
         .await;
         if !matches!(reset, Ok(Ok(()))) {
