@@ -16,6 +16,7 @@
 //!   killed on role change.
 //! - [`app`]: wiring only: builds shared state, spawns tasks, owns shutdown.
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod config;

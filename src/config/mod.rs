@@ -2,6 +2,7 @@
 //! and loading with whole-file validation. Imports nothing internal.
 
 pub mod model;
+pub mod reload;
 pub mod units;
 
 use std::collections::HashSet;

@@ -338,6 +338,17 @@ impl ListenerConfig {
             .unwrap_or_default()
     }
 
+    /// A primary listener on 0.0.0.0:5000 with every other key at its default (what
+    /// SHOW CONFIG prints as defaults).
+    ///
+    /// # Panics
+    /// Never: the text is a constant that the config tests parse.
+    #[must_use]
+    pub fn defaults() -> Self {
+        toml::from_str("addr = \"0.0.0.0:5000\"\nrole = \"primary\"")
+            .expect("the default listener parses")
+    }
+
     /// The listener's name for logs: `name`, else `<role>:<port>`.
     #[must_use]
     pub fn display_name(&self) -> String {

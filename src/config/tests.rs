@@ -174,7 +174,11 @@ fn debug_output_never_shows_the_etcd_password() {
     )
     .unwrap();
     assert_eq!(
-        c.dcs.etcd.password.as_ref().map(units::SecretString::expose),
+        c.dcs
+            .etcd
+            .password
+            .as_ref()
+            .map(units::SecretString::expose),
         Some("hunter2-s3cret")
     );
     for text in [format!("{c:?}"), format!("{c:#?}")] {

@@ -96,10 +96,10 @@ pub async fn run(
     peer: SocketAddr,
 ) {
     let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
-    let span = tracing::info_span!("session", id, listener = %listener.name, %peer, user = tracing::field::Empty, member = tracing::field::Empty);
+    let span = tracing::info_span!("session", id, listener = %listener.name, %peer, user = tracing::field::Empty, db = tracing::field::Empty, member = tracing::field::Empty);
     async move {
         let _ = client.set_nodelay(true);
-        if let Err(e) = serve(&shared, &listener, client).await {
+        if let Err(e) = serve(&shared, &listener, client, id, peer).await {
             tracing::debug!(error = %e, "session ended");
         }
     }
@@ -111,6 +111,8 @@ async fn serve(
     shared: &Shared,
     listener: &Arc<Listener>,
     mut client: TcpStream,
+    id: u64,
+    peer: SocketAddr,
 ) -> Result<(), ProtocolError> {
     let first = match tokio::time::timeout(STARTUP_TIMEOUT, negotiate(&mut client)).await {
         Ok(Ok(p)) => p,
@@ -136,12 +138,28 @@ async fn serve(
             let user = params.get("user").map_or("", String::as_str);
             let db = params.get("database").map_or(user, String::as_str);
             tracing::Span::current().record("user", user);
+            tracing::Span::current().record("db", db);
             tracing::debug!(user, db, "startup");
+            if crate::admin::console::is_console_database(db) {
+                return crate::admin::console::run(shared, client, &params).await;
+            }
+            if shared.gate.stop_state() != Stop::Running {
+                client.write_all(&shutting_down().encode()).await?;
+                return Ok(());
+            }
+            let guard = shared.clients.join(&NewClient {
+                id,
+                listener: &listener.name,
+                user,
+                database: db,
+                peer,
+                pooled: listener.pool.is_some(),
+            });
             if let Some(setup) = &listener.pool {
-                return pooled::run(shared, listener, setup, client, &params).await;
+                return pooled::run(shared, listener, setup, client, &params, &guard.info).await;
             }
             match connect::connect(shared, listener).await {
-                Ok(backend) => forward::run(shared, client, backend, &raw).await,
+                Ok(backend) => forward::run(shared, client, backend, &raw, &guard.info).await,
                 Err(err) => {
                     tracing::warn!(code = err.code, message = %err.message, "refusing client");
                     let _ = client.write_all(&err.encode()).await;
@@ -167,6 +185,14 @@ async fn negotiate(client: &mut TcpStream) -> Result<FirstPacket, ProtocolError>
     Err(ProtocolError::Startup(
         "too many encryption requests".into(),
     ))
+}
+
+/// What a client is told when rolegate ends its session because it is stopping.
+#[must_use]
+pub fn shutting_down() -> PgError {
+    PgError::fatal("57P01", "rolegate is shutting down").with_hint(
+        "Reconnect: another rolegate instance, or this one once restarted, will serve you.",
+    )
 }
 
 fn unreachable_negotiation() -> Result<(), ProtocolError> {

@@ -17,6 +17,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
+use super::clients::{ClientInfo, ClientState, ServerLink};
 use super::connect::{with_member, Attempt};
 use super::Shared;
 use crate::auth::authenticate_client;
@@ -45,6 +46,8 @@ pub struct Client<'a> {
     pub login: Login,
     pub params: ClientParams,
     pub target: Arc<PooledTarget>,
+    /// This client's entry in the client registry (state, kill switch).
+    pub info: &'a ClientInfo,
 }
 
 /// Serves a client of a pooling listener after its startup packet.
@@ -54,6 +57,7 @@ pub async fn run(
     setup: &PoolSetup,
     mut stream: TcpStream,
     startup: &BTreeMap<String, String>,
+    info: &ClientInfo,
 ) -> Result<(), ProtocolError> {
     let Ok(_slot) = setup.clients.try_acquire() else {
         let e = PgError::fatal(
@@ -113,6 +117,7 @@ pub async fn run(
         },
         params: ClientParams::from_startup(startup),
         target,
+        info,
     };
     let held = match client.checkout().await {
         Ok(h) => h,
@@ -149,6 +154,11 @@ impl Client<'_> {
     pub async fn checkout(&mut self) -> Result<Held, PgError> {
         let (shared, listener, setup, login) =
             (self.shared, self.listener, self.setup, &self.login);
+        self.info.set(ClientState::Waiting, None);
+        shared.gate.wait_open(&listener.name, &login.database).await;
+        if shared.gate.stop_state() != super::Stop::Running {
+            return Err(super::shutting_down());
+        }
         let mut held = with_member(shared, listener, |addr| async move {
             let pool = setup.pools.get(&addr, login);
             let checkout = match pool.checkout().await {
@@ -182,7 +192,21 @@ impl Client<'_> {
             })
         })
         .await?;
+        let since = held.checkout.since;
         let conn = held.checkout.conn();
+        self.info.set(
+            ClientState::Active,
+            Some(ServerLink {
+                member: conn.addr.member.clone(),
+                host: conn.addr.host.clone(),
+                port: conn.addr.port,
+                pid: conn.key.pid,
+                connected: std::time::SystemTime::now()
+                    .checked_sub(conn.created.elapsed())
+                    .unwrap_or(since),
+                since,
+            }),
+        );
         self.target.set(Some((conn.addr.clone(), conn.key.clone())));
         if let Some(sql) = self.params.sync_sql(&conn.params) {
             apply(conn, &sql).await.map_err(|e| {
@@ -200,6 +224,7 @@ impl Client<'_> {
     /// Gives a clean (ReadyForQuery idle) server back to its pool.
     pub fn release(&self, held: Held) {
         self.target.set(None);
+        self.info.set(ClientState::Idle, None);
         held.checkout.release();
     }
 }

@@ -18,6 +18,7 @@ use crate::pool::prepared::ServerStatements;
 use crate::protocol::frame::Seen;
 use crate::protocol::io::parse_parameter_status;
 use crate::protocol::{PgError, ProtocolError};
+use crate::session::{shutting_down, Stop};
 use crate::topology::Service;
 
 const BUF: usize = 8 * 1024;
@@ -104,6 +105,15 @@ pub async fn run(
                     c.release(h);
                 }
                 r.bufs = None;
+                if c.shared.gate.stop_state() != Stop::Running {
+                    // The transaction is done; rolegate is stopping, so the session is too.
+                    let _ = tokio::time::timeout(
+                        Duration::from_millis(100),
+                        stream.write_all(&shutting_down().encode()),
+                    )
+                    .await;
+                    return Ok(());
+                }
             }
             Step::Left { clean } => {
                 if let Some(h) = held.take() {
@@ -145,8 +155,12 @@ impl Relay {
             self.expected = Expected::default();
             return self.lend(c, n, stream).await;
         }
-        if stream.readable().await.is_err() {
-            return Ok((Step::Left { clean: true }, None));
+        tokio::select! {
+            r = stream.readable() => if r.is_err() {
+                return Ok((Step::Left { clean: true }, None));
+            },
+            reason = c.info.killed() => return Ok((Step::Fail(killed(reason)), None)),
+            () = c.shared.gate.stopping() => return Ok((Step::Fail(shutting_down()), None)),
         }
         let bufs = self.bufs.get_or_insert_with(Bufs::new);
         let n = match stream.try_read(&mut bufs.client_in) {
@@ -252,6 +266,7 @@ impl Relay {
             .idle_transaction_timeout
             .filter(|_| in_txn_idle)
             .unwrap_or(Duration::from_secs(86_400 * 365));
+        let idle_now = self.idle();
         let bufs = self.bufs.get_or_insert_with(Bufs::new);
         let Held { checkout, kill, .. } = h;
         let conn = checkout.conn();
@@ -259,6 +274,8 @@ impl Relay {
         let got = tokio::select! {
             r = stream.read(&mut bufs.client_in) => Got::Client(r),
             r = conn.stream.read(&mut bufs.server_in) => Got::Server(r),
+            reason = c.info.killed() => return Ok(Step::Fail(killed(reason))),
+            () = c.shared.gate.stopping(), if idle_now => return Ok(Step::Fail(shutting_down())),
             reason = kill => {
                 let message = reason.map_or_else(|_| "rolegate is shutting down".to_owned(), |r| r.message);
                 tracing::warn!("{message}");
@@ -357,6 +374,12 @@ async fn finish(c: &Client<'_>, mut h: Held, clean: bool) {
         h.checkout.conn().statements.clear();
     }
     c.release(h);
+}
+
+/// KILL from the console, or the shutdown timeout.
+fn killed(reason: String) -> PgError {
+    PgError::fatal("57P01", reason)
+        .with_hint("rolegate ended this session (admin KILL or shutdown). Reconnect.")
 }
 
 fn lost() -> PgError {
