@@ -9,8 +9,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
+use crate::admin::{self, http::AdminState};
 use crate::config::Config;
 use crate::route::{fence, listener, Listener};
 use crate::session::{self, AuthSetup, Shared};
@@ -40,13 +42,42 @@ pub async fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
     ));
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let _ = shared.control.set(tx);
-    shared.config.store(Some(Arc::new(config)));
+    let listeners: Vec<_> = bound.iter().map(|(_, l)| l.clone()).collect();
     let shared = Arc::new(shared);
     serve(&shared, bound);
+    start_admin(&config, &shared, listeners).await?;
+    shared.config.store(Some(Arc::new(config)));
     let stop = control::run(&shared, &path, rx).await;
     control::shutdown(&shared, stop).await;
     etcd.abort();
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Binds and spawns the HTTP admin server, unless `[admin] http = ""`.
+async fn start_admin(
+    config: &Config,
+    shared: &Arc<Shared>,
+    listeners: Vec<Arc<Listener>>,
+) -> anyhow::Result<()> {
+    let Some(addr) = config.admin.http_addr().map_err(anyhow::Error::msg)? else {
+        return Ok(());
+    };
+    let tcp = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} ([admin] http)"))?;
+    if !addr.ip().is_loopback() && !config.admin.has_auth() {
+        tracing::warn!(%addr, "the admin HTTP server listens beyond loopback without [admin] token or user/password");
+    }
+    let state = AdminState::new(
+        config.cluster.scope.clone(),
+        shared.topology.clone(),
+        shared.stats.clone(),
+        Arc::new(ArcSwap::from_pointee(listeners)),
+        &config.admin,
+    );
+    tracing::info!(%addr, "admin http: stats page, /metrics, /ready, /role/*");
+    tokio::spawn(admin::http::serve(tcp, Arc::new(state)));
     Ok(())
 }
 

@@ -14,6 +14,10 @@
 //!   members that leave a role.
 //! - [`session`]: one client connection: startup, auth_query lookups, forwarding, being
 //!   killed on role change.
+//! - [`stats`]: shared atomic counters (per listener, DCS, switchover holds, reloads) that
+//!   the hot path bumps and the admin server reads. Imports nothing internal.
+//! - [`admin`]: the HTTP admin server (stats page, /metrics, health and role checks, JSON
+//!   views). Only reads shared state.
 //! - [`app`]: wiring only: builds shared state, spawns tasks, owns shutdown.
 
 pub mod admin;
@@ -25,4 +29,5 @@ pub mod pool;
 pub mod protocol;
 pub mod route;
 pub mod session;
+pub mod stats;
 pub mod topology;

@@ -4,7 +4,6 @@
 //! that need a restart are logged and left out.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::config::reload::ReloadPlan;
@@ -12,20 +11,17 @@ use crate::pool::PoolSettings;
 use crate::route::listener::Tuning;
 use crate::session::{AuthSetup, Shared};
 
-/// Reloads by result, for `rolegate_config_reloads_total{result}`.
-pub static RELOADS_OK: AtomicU64 = AtomicU64::new(0);
-pub static RELOADS_ERROR: AtomicU64 = AtomicU64::new(0);
-
-/// Re-reads `path` and applies it; the message says what happened.
+/// Re-reads `path` and applies it; the message says what happened. Counted in
+/// `rolegate_config_reloads_total{result="ok|error"}`.
 pub fn reload(shared: &Shared, path: &Path) -> Result<String, String> {
     match try_reload(shared, path) {
         Ok(summary) => {
-            RELOADS_OK.fetch_add(1, Ordering::Relaxed);
+            shared.stats.config_reloads.record(true);
             tracing::info!("config reloaded: {summary}");
             Ok(summary)
         }
         Err(reason) => {
-            RELOADS_ERROR.fetch_add(1, Ordering::Relaxed);
+            shared.stats.config_reloads.record(false);
             tracing::error!("config reload rejected, keeping the previous config: {reason}");
             Err(reason)
         }

@@ -1,6 +1,7 @@
 //! Configuration: the TOML model with defaults ([`model`]), unit parsing ([`units`]),
 //! and loading with whole-file validation. Imports nothing internal.
 
+pub mod admin;
 pub mod model;
 pub mod reload;
 pub mod units;
@@ -8,9 +9,10 @@ pub mod units;
 use std::collections::HashSet;
 use std::path::Path;
 
+pub use admin::AdminConfig;
 pub use model::{
-    AdminConfig, AuthConfig, AuthType, Balance, ClusterConfig, Config, DcsConfig, EtcdConfig,
-    GeneralConfig, ListenerConfig, ListenerRole, LogConfig, LogFormat, PoolMode,
+    AuthConfig, AuthType, Balance, ClusterConfig, Config, DcsConfig, EtcdConfig, GeneralConfig,
+    ListenerConfig, ListenerRole, LogConfig, LogFormat, PoolMode,
 };
 
 /// Why a config was rejected. The message names the file and the key.
@@ -103,6 +105,7 @@ fn validate(config: &Config) -> Result<(), (String, String)> {
             validate_pool(l).map_err(|(k, m)| (key(k), m))?;
         }
     }
+    config.admin.validate()?;
     validate_auth(config)
 }
 

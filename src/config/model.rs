@@ -23,25 +23,12 @@ pub struct Config {
     pub log: LogConfig,
     /// `[auth]`: how pooled listeners authenticate clients. Required when any listener pools.
     pub auth: Option<AuthConfig>,
-    /// `[admin]`: who may use the SQL admin console.
+    /// `[admin]`: the HTTP admin server and who may use the SQL admin console.
     #[serde(default)]
-    pub admin: AdminConfig,
+    pub admin: super::admin::AdminConfig,
     /// `[general]`: process-wide settings.
     #[serde(default)]
     pub general: GeneralConfig,
-}
-
-/// `[admin]`: the SQL admin console (database `pgbouncer` or `rolegate` on any listener),
-/// with PgBouncer's meanings. Users authenticate with `[auth]` (trust: any listed user).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AdminConfig {
-    /// May run every console command.
-    #[serde(default)]
-    pub admin_users: Vec<String>,
-    /// May run SHOW commands only.
-    #[serde(default)]
-    pub stats_users: Vec<String>,
 }
 
 /// `[general]`.

@@ -169,7 +169,8 @@ fn pool_and_auth_errors_name_the_key() {
 #[test]
 fn debug_output_never_shows_the_etcd_password() {
     let c = parse(
-        "[cluster]\nscope = \"demo\"\n[dcs.etcd]\nusername = \"root\"\npassword = \"hunter2-s3cret\"\n",
+        "[cluster]\nscope = \"demo\"\n[dcs.etcd]\nusername = \"root\"\npassword = \"hunter2-s3cret\"\n\
+         [admin]\ntoken = \"hunter2-token\"\nuser = \"ops\"\npassword = \"hunter2-http\"\n",
         "test",
     )
     .unwrap();

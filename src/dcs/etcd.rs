@@ -43,6 +43,7 @@ pub async fn run(config: EtcdConfig, prefix: String, store: Arc<TopologyStore>) 
                 WatchError::Canceled(format!("watch task failed: {e}")),
             )),
         };
+        store.dcs.set_watch_up(false);
         let (healthy, err) = match result {
             Ok(()) => (true, WatchError::Ended),
             Err((healthy, e)) => (healthy, e),
@@ -172,6 +173,7 @@ async fn watch_round(
         .watch(prefix.as_str(), Some(opts))
         .await
         .map_err(|e| (false, e.into()))?;
+    store.dcs.set_watch_up(true);
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     let leader_key = format!("{prefix}leader");
     loop {
@@ -207,8 +209,14 @@ async fn watch_round(
             };
             rev = rev.max(kv.mod_revision());
             match ev.event_type() {
-                EventType::Put => keys.insert(k, kv.value().to_vec()),
-                EventType::Delete => keys.remove(&k),
+                EventType::Put => {
+                    store.dcs.event(format!("put {k}"));
+                    keys.insert(k, kv.value().to_vec())
+                }
+                EventType::Delete => {
+                    store.dcs.event(format!("delete {k}"));
+                    keys.remove(&k)
+                }
             };
         }
         publish(&store, &keys, rev);

@@ -85,6 +85,8 @@ pub struct ServerPool {
     /// Connections opened and closed since the pool was made, for stats.
     pub opened: AtomicU64,
     pub closed: AtomicU64,
+    /// Clients waiting for a connection of this pool now.
+    pub waiting: crate::stats::Gauge,
 }
 
 /// What a checkout uses: an idle connection, or room (a slot, if limited) to open one.
@@ -159,6 +161,7 @@ impl ServerPool {
             generation: AtomicU64::new(0),
             opened: AtomicU64::new(0),
             closed: AtomicU64::new(0),
+            waiting: crate::stats::Gauge::default(),
         });
         if let Some(db) = &pool.db {
             db.register(&pool);
@@ -175,8 +178,11 @@ impl ServerPool {
     pub async fn checkout(self: &Arc<Self>) -> Result<Checkout, PoolError> {
         let s = self.settings.load_full();
         let deadline = tokio::time::Instant::now() + s.wait_timeout;
+        let waiting = self.waiting.enter();
         let permit = self.acquire(&s).await?;
-        let conn = match self.idle_or_room(&s, deadline).await? {
+        let next = self.idle_or_room(&s, deadline).await?;
+        drop(waiting);
+        let conn = match next {
             Next::Idle(conn) => conn,
             Next::Room(slot) => self.open(&s, slot).await?,
         };

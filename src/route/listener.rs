@@ -50,6 +50,8 @@ pub struct Listener {
     pub sessions: Arc<SessionRegistry>,
     /// Set when the listener pools server connections (`pool_mode`).
     pub pool: Option<crate::pool::PoolSetup>,
+    /// Clients, transactions, bytes, errors; read by the admin server.
+    pub stats: Arc<crate::stats::ListenerStats>,
 }
 
 impl Listener {
@@ -68,6 +70,7 @@ impl Listener {
             rr: AtomicUsize::new(0),
             sessions: Arc::default(),
             pool: crate::pool::PoolSetup::from_config(c),
+            stats: Arc::default(),
         }
     }
 

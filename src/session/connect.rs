@@ -15,7 +15,8 @@ use crate::protocol::PgError;
 use crate::route::balance::pick;
 use crate::route::cancel::BackendAddr;
 use crate::route::{KillReason, Listener, SessionGuard};
-use crate::topology::Topology;
+use crate::stats::GaugeGuard;
+use crate::topology::{Service, Topology};
 
 /// A connected, registered backend (passthrough).
 pub struct Backend {
@@ -41,10 +42,33 @@ const RETRY_TICK: Duration = Duration::from_millis(250);
 
 /// Runs `attempt` on members of the listener's role set, balanced, until one succeeds,
 /// waiting up to `connect_wait` for the set to change when none is left to try.
+/// Waits while the leader changes count as a switchover hold.
 pub async fn with_member<T, F, Fut>(
     shared: &Shared,
     listener: &Arc<Listener>,
+    attempt: F,
+) -> Result<T, PgError>
+where
+    F: FnMut(BackendAddr) -> Fut,
+    Fut: Future<Output = Attempt<T>>,
+{
+    let start = Instant::now();
+    let mut hold = None;
+    let result = find_member(shared, listener, attempt, &mut hold).await;
+    if hold.take().is_some() {
+        shared
+            .stats
+            .switchover
+            .record(start.elapsed(), result.is_ok());
+    }
+    result
+}
+
+async fn find_member<'s, T, F, Fut>(
+    shared: &'s Shared,
+    listener: &Arc<Listener>,
     mut attempt: F,
+    hold: &mut Option<GaugeGuard<'s>>,
 ) -> Result<T, PgError>
 where
     F: FnMut(BackendAddr) -> Fut,
@@ -98,6 +122,9 @@ where
                 last_error,
                 now - start,
             ));
+        }
+        if hold.is_none() && listener.service == Service::Primary && topology.leader_changing() {
+            *hold = Some(shared.stats.switchover.holding.enter());
         }
         let tick = (now + RETRY_TICK).min(deadline);
         tokio::select! {

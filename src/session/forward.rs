@@ -4,6 +4,7 @@
 //! ReadyForQuery, to end the session between transactions when rolegate stops.
 
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,7 +19,8 @@ use crate::protocol::frame::{parse_backend_key, BoundaryTracker, Seen, BACKEND_K
 use crate::protocol::io::cancel_packet;
 use crate::protocol::{CancelKey, PgError, ProtocolError};
 use crate::route::cancel::{BackendAddr, CancelGuard, CancelTarget};
-use crate::route::{CancelMap, KillReason};
+use crate::route::{CancelMap, KillReason, Listener};
+use crate::stats::ListenerStats;
 
 const BUF: usize = 8 * 1024;
 
@@ -39,6 +41,8 @@ struct ClientSide {
     tracker: BoundaryTracker,
     /// A write to the client is under way (a fence may cut it).
     writing: bool,
+    /// The listener's counters (bytes).
+    stats: Arc<ListenerStats>,
     cancel_guard: Option<CancelGuard>,
     /// The server's last ReadyForQuery said idle (no transaction open, nothing owed).
     idle: bool,
@@ -47,6 +51,7 @@ struct ClientSide {
 /// Forwards the startup packet, then copies both ways until an end or a fence.
 pub async fn run(
     shared: &Shared,
+    listener: &Listener,
     mut client: TcpStream,
     backend: Backend,
     startup: &[u8],
@@ -71,7 +76,11 @@ pub async fn run(
     };
     info.set(ClientState::Active, Some(link));
     stream.write_all(startup).await?;
-    let mut side = ClientSide::default();
+    let _active = listener.stats.clients_active.enter();
+    let mut side = ClientSide {
+        stats: listener.stats.clone(),
+        ..ClientSide::default()
+    };
     let (mut cr, mut cw) = client.split();
     let (mut sr, mut sw) = stream.split();
     let ended = {
@@ -117,6 +126,7 @@ async fn fenced(cw: &mut WriteHalf<'_>, side: &ClientSide, reason: &KillReason) 
     if side.writing || !side.tracker.at_boundary() {
         return; // mid-message: an injected message would corrupt the stream; just close
     }
+    side.stats.errors.record(b"57P01");
     let err = PgError::fatal("57P01", reason.message.clone())
         .with_hint("The cluster changed roles. Reconnect: rolegate routes new connections to the member that now has the role.");
     let _ = tokio::time::timeout(Duration::from_millis(100), cw.write_all(&err.encode())).await;
@@ -146,7 +156,10 @@ async fn copy(
             () = shared.gate.stopping(), if idle => return End::Stopping,
             r = cr.read(&mut cbuf) => match r {
                 Ok(0) | Err(_) => return End::ClientClosed,
-                Ok(n) => if sw.write_all(&cbuf[..n]).await.is_err() { return End::ServerClosed },
+                Ok(n) => {
+                    side.stats.bytes_received.add(n as u64);
+                    if sw.write_all(&cbuf[..n]).await.is_err() { return End::ServerClosed }
+                }
             },
             r = sr.read(&mut sbuf) => match r {
                 Ok(0) | Err(_) => return End::ServerClosed,
@@ -168,6 +181,7 @@ async fn copy(
                         }
                     }
                     side.writing = true;
+                    side.stats.bytes_sent.add(n as u64);
                     if cw.write_all(&sbuf[..n]).await.is_err() { return End::ClientClosed }
                     side.writing = false;
                 }

@@ -14,7 +14,7 @@ pub mod pooled;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use tokio::sync::{mpsc, oneshot};
@@ -62,6 +62,8 @@ pub struct Shared {
     pub config: ArcSwapOption<Config>,
     /// Where console RELOAD/SHUTDOWN go; unset when nothing handles them.
     pub control: OnceLock<mpsc::UnboundedSender<ControlRequest>>,
+    /// Process-wide counters (switchover holds, config reloads).
+    pub stats: Arc<crate::stats::Stats>,
 }
 
 impl Shared {
@@ -76,6 +78,7 @@ impl Shared {
             listeners: OnceLock::new(),
             config: ArcSwapOption::empty(),
             control: OnceLock::new(),
+            stats: Arc::default(),
         }
     }
 
@@ -97,7 +100,9 @@ pub async fn run(
 ) {
     let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("session", id, listener = %listener.name, %peer, user = tracing::field::Empty, db = tracing::field::Empty, member = tracing::field::Empty);
+    listener.stats.clients_accepted.inc();
     async move {
+        let _connected = listener.stats.clients.enter();
         let _ = client.set_nodelay(true);
         if let Err(e) = serve(&shared, &listener, client, id, peer).await {
             tracing::debug!(error = %e, "session ended");
@@ -158,9 +163,19 @@ async fn serve(
             if let Some(setup) = &listener.pool {
                 return pooled::run(shared, listener, setup, client, &params, &guard.info).await;
             }
-            match connect::connect(shared, listener).await {
-                Ok(backend) => forward::run(shared, client, backend, &raw, &guard.info).await,
+            let waited = Instant::now();
+            let connected = {
+                let _waiting = listener.stats.clients_waiting.enter();
+                guard.info.set(ClientState::Waiting, None);
+                connect::connect(shared, listener).await
+            };
+            listener.stats.wait_time.record(waited.elapsed());
+            match connected {
+                Ok(backend) => {
+                    forward::run(shared, listener, client, backend, &raw, &guard.info).await
+                }
                 Err(err) => {
+                    listener.stats.errors.record(err.code.as_bytes());
                     tracing::warn!(code = err.code, message = %err.message, "refusing client");
                     let _ = client.write_all(&err.encode()).await;
                     Ok(())

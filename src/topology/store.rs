@@ -18,6 +18,8 @@ pub struct TopologyStore {
     changed: watch::Sender<u64>,
     /// When the DCS last answered (watch event, progress, or read); for staleness.
     last_contact: std::sync::Mutex<Option<Instant>>,
+    /// The DCS watch's health and last event, written by the DCS source.
+    pub dcs: crate::stats::DcsStats,
 }
 
 impl Default for TopologyStore {
@@ -35,6 +37,7 @@ impl TopologyStore {
             generation: AtomicU64::new(0),
             changed,
             last_contact: std::sync::Mutex::new(None),
+            dcs: crate::stats::DcsStats::default(),
         }
     }
 

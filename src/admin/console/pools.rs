@@ -128,10 +128,60 @@ pub fn pools(shared: &Shared) -> Table {
     t
 }
 
-/// SHOW STATS: placeholder until counters are wired (see `stats_rows`).
+/// SHOW STATS: one row per listener (its counters cover every database behind it),
+/// named `*@<listener>`. Times in microseconds; averages are per transaction/query since
+/// start (PgBouncer's are per second over the last period; rolegate keeps no periods).
 #[must_use]
 pub fn stats(shared: &Shared) -> Table {
-    stats_rows(shared)
+    let mut t = Table::new(&[
+        ("database", Kind::Text),
+        ("total_server_assignment_count", Kind::Int),
+        ("total_xact_count", Kind::Int),
+        ("total_query_count", Kind::Int),
+        ("total_received", Kind::Int),
+        ("total_sent", Kind::Int),
+        ("total_xact_time", Kind::Int),
+        ("total_query_time", Kind::Int),
+        ("total_wait_time", Kind::Int),
+        ("avg_xact_time", Kind::Int),
+        ("avg_query_time", Kind::Int),
+        ("avg_wait_time", Kind::Int),
+    ]);
+    let micros = |s: f64| {
+        // Sums of durations in seconds; whole microseconds are what PgBouncer prints.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let us = (s * 1e6).round().max(0.0) as u64;
+        us
+    };
+    for l in shared.listeners() {
+        let s = &l.stats;
+        let (xact, query, wait) = (
+            s.transaction_time.snapshot(),
+            s.query_time.snapshot(),
+            s.wait_time.snapshot(),
+        );
+        let avg = |sum: u64, n: u64| sum.checked_div(n).unwrap_or(0);
+        let (xt, qt, wt) = (
+            micros(xact.sum_seconds),
+            micros(query.sum_seconds),
+            micros(wait.sum_seconds),
+        );
+        t.push(vec![
+            db_name("*", &l.name).into(),
+            wait.count.into(),
+            s.transactions.get().into(),
+            s.queries.get().into(),
+            s.bytes_received.get().into(),
+            s.bytes_sent.get().into(),
+            xt.into(),
+            qt.into(),
+            wt.into(),
+            avg(xt, xact.count).into(),
+            avg(qt, query.count).into(),
+            avg(wt, wait.count).into(),
+        ]);
+    }
+    t
 }
 
 /// SHOW LISTS: PgBouncer's internal list lengths, from rolegate's equivalents.
@@ -183,8 +233,4 @@ pub fn lists(shared: &Shared) -> Table {
         t.push(vec![name.into(), n.into()]);
     }
     t
-}
-
-fn stats_rows(_shared: &Shared) -> Table {
-    Table::new(&[("database", Kind::Text)])
 }

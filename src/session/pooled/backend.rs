@@ -95,7 +95,7 @@ impl Backend {
             out.extend_from_slice(&self.header);
         }
         self.left = u64::from(len - 4);
-        if matches!(tag, b'Z' | b'S') && len - 4 <= MAX_COLLECTED {
+        if matches!(tag, b'Z' | b'S' | b'E') && len - 4 <= MAX_COLLECTED {
             self.collecting = Some((tag, Vec::with_capacity((len - 4) as usize)));
         }
         if self.left == 0 {

@@ -11,6 +11,7 @@ pub mod replay;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{BufMut, BytesMut};
 use tokio::io::AsyncWriteExt;
@@ -27,6 +28,7 @@ use crate::protocol::io::{message, parse_parameter_status, read_message};
 use crate::protocol::{PgError, ProtocolError};
 use crate::route::cancel::PooledTarget;
 use crate::route::{KillReason, Listener, SessionGuard};
+use crate::stats::ListenerStats;
 use crate::topology::Service;
 use params::ClientParams;
 
@@ -36,6 +38,35 @@ pub struct Held {
     /// Keeps the session registered on the member (for fencing) while the server is lent.
     pub guard: SessionGuard,
     pub kill: oneshot::Receiver<KillReason>,
+    /// Counts the client as active while it holds the server.
+    pub active: Active,
+}
+
+/// One unit of `clients_active`; on drop, also the transaction's duration (transaction mode).
+pub struct Active {
+    stats: Arc<ListenerStats>,
+    since: Instant,
+    per_transaction: bool,
+}
+
+impl Active {
+    fn new(stats: &Arc<ListenerStats>, per_transaction: bool) -> Self {
+        stats.clients_active.inc();
+        Self {
+            stats: stats.clone(),
+            since: Instant::now(),
+            per_transaction,
+        }
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.stats.clients_active.dec();
+        if self.per_transaction {
+            self.stats.transaction_time.record(self.since.elapsed());
+        }
+    }
 }
 
 /// Everything a pooled session needs about itself.
@@ -155,11 +186,13 @@ impl Client<'_> {
         let (shared, listener, setup, login) =
             (self.shared, self.listener, self.setup, &self.login);
         self.info.set(ClientState::Waiting, None);
+        let waited = Instant::now();
+        let waiting = listener.stats.clients_waiting.enter();
         shared.gate.wait_open(&listener.name, &login.database).await;
         if shared.gate.stop_state() != super::Stop::Running {
             return Err(super::shutting_down());
         }
-        let mut held = with_member(shared, listener, |addr| async move {
+        let held = with_member(shared, listener, |addr| async move {
             let pool = setup.pools.get(&addr, login);
             let checkout = match pool.checkout().await {
                 Ok(c) => c,
@@ -189,9 +222,13 @@ impl Client<'_> {
                 checkout,
                 guard,
                 kill,
+                active: Active::new(&listener.stats, setup.mode == PoolMode::Transaction),
             })
         })
-        .await?;
+        .await;
+        drop(waiting);
+        listener.stats.wait_time.record(waited.elapsed());
+        let mut held = held.inspect_err(|e| listener.stats.errors.record(e.code.as_bytes()))?;
         let since = held.checkout.since;
         let conn = held.checkout.conn();
         self.info.set(

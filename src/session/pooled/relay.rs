@@ -3,7 +3,7 @@
 //! when a transaction ends (ReadyForQuery idle with nothing owed) and the server can go
 //! back to the pool.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -19,6 +19,7 @@ use crate::protocol::frame::Seen;
 use crate::protocol::io::parse_parameter_status;
 use crate::protocol::{PgError, ProtocolError};
 use crate::session::{shutting_down, Stop};
+use crate::stats::ListenerStats;
 use crate::topology::Service;
 
 const BUF: usize = 8 * 1024;
@@ -68,6 +69,8 @@ struct Relay {
     flow: Flow,
     bufs: Option<Bufs>,
     replay: Option<Replay>,
+    /// When the oldest request the server has not answered with ReadyForQuery was sent.
+    query_sent: Option<Instant>,
 }
 
 /// Relays until the client leaves or the session must end.
@@ -86,6 +89,7 @@ pub async fn run(
         flow: Flow::default(),
         bufs: None,
         replay: None,
+        query_sent: None,
     };
     loop {
         let step = match held.as_mut() {
@@ -127,6 +131,7 @@ pub async fn run(
                 r.bufs = None;
             }
             Step::Fail(e) => {
+                c.listener.stats.errors.record(e.code.as_bytes());
                 if r.back.at_boundary() {
                     let _ = tokio::time::timeout(
                         Duration::from_millis(100),
@@ -172,6 +177,7 @@ impl Relay {
             }
             Err(_) => return Ok((Step::Left { clean: true }, None)),
         };
+        c.listener.stats.bytes_received.add(n as u64);
         if self.front.at_boundary() && bufs.client_in[..n] == TERMINATE {
             return Ok((Step::Left { clean: true }, None));
         }
@@ -182,6 +188,7 @@ impl Relay {
             .answer_locally(&bufs.client_in[..n], |s| known.contains(db, user, s))
         {
             self.bufs = None;
+            c.listener.stats.bytes_sent.add(reply.len() as u64);
             let step = match stream.write_all(&reply).await {
                 Ok(()) => Step::Go,
                 Err(_) => Step::Left { clean: true },
@@ -231,6 +238,9 @@ impl Relay {
             .feed(&bufs.client_in[..n], &mut ctx, &mut bufs.out)?;
         if !bufs.out.is_empty() && conn.stream.write_all(&bufs.out).await.is_err() {
             return Ok(Step::Fail(lost()));
+        }
+        if self.query_sent.is_none() && self.flow.pending > 0 {
+            self.query_sent = Some(Instant::now());
         }
         // Answers rolegate made up with nothing owed before them are due now.
         if self.back.at_boundary() {
@@ -289,6 +299,7 @@ impl Relay {
         let n = match got {
             Got::Client(Ok(0) | Err(_)) => return Ok(Step::Left { clean: false }),
             Got::Client(Ok(n)) => {
+                c.listener.stats.bytes_received.add(n as u64);
                 self.replay = None;
                 return self.client_sent(n, h, stream).await;
             }
@@ -313,20 +324,45 @@ impl Relay {
             &mut seen,
         )?;
         apply_effects(c, &mut self.expected, &mut conn.statements);
+        let stats = &c.listener.stats;
         for s in &seen {
-            if s.tag == b'Z' {
-                self.flow.pending = self.flow.pending.saturating_sub(1);
-                self.flow.status = s.body.first().copied().unwrap_or(b'I');
-            } else if let Some((k, v)) = parse_parameter_status(&s.body) {
-                c.params.set(&k, &v);
-                conn.params.insert(k, v);
+            match s.tag {
+                b'Z' => {
+                    self.flow.pending = self.flow.pending.saturating_sub(1);
+                    self.flow.status = s.body.first().copied().unwrap_or(b'I');
+                    query_done(&mut self.query_sent, self.flow, stats);
+                }
+                b'E' => stats.errors.record_response(&s.body),
+                _ => {
+                    if let Some((k, v)) = parse_parameter_status(&s.body) {
+                        c.params.set(&k, &v);
+                        conn.params.insert(k, v);
+                    }
+                }
             }
         }
+        stats.bytes_sent.add(bufs.out.len() as u64);
         if !bufs.out.is_empty() && stream.write_all(&bufs.out).await.is_err() {
             return Ok(Step::Left { clean: false });
         }
         let release = c.setup.mode == PoolMode::Transaction && self.idle();
         Ok(if release { Step::Release } else { Step::Go })
+    }
+}
+
+/// A ReadyForQuery arrived: one query done, and a transaction if the server is idle.
+fn query_done(query_sent: &mut Option<Instant>, flow: Flow, stats: &ListenerStats) {
+    stats.queries.inc();
+    if flow.status == b'I' {
+        stats.transactions.inc();
+    }
+    if let Some(sent) = query_sent.take() {
+        let now = Instant::now();
+        stats.query_time.record(now - sent);
+        // Pipelined requests: the next one has been waiting since at least now.
+        if flow.pending > 0 {
+            *query_sent = Some(now);
+        }
     }
 }
 
