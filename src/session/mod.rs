@@ -167,6 +167,9 @@ async fn serve(
             let connected = {
                 let _waiting = listener.stats.clients_waiting.enter();
                 guard.info.set(ClientState::Waiting, None);
+                // PAUSE holds new passthrough sessions (running ones cannot be held between
+                // transactions without parsing them).
+                shared.gate.wait_open(&listener.name, db).await;
                 connect::connect(shared, listener).await
             };
             listener.stats.wait_time.record(waited.elapsed());
