@@ -3,6 +3,7 @@
 //! (or for the whole session) through [`relay`].
 
 pub mod backend;
+mod ending;
 pub mod expect;
 pub mod frontend;
 pub mod params;
@@ -231,6 +232,7 @@ impl Client<'_> {
         let mut held = held.inspect_err(|e| listener.stats.errors.record(e.code.as_bytes()))?;
         let since = held.checkout.since;
         let conn = held.checkout.conn();
+        tracing::Span::current().record("member", conn.addr.member.as_str());
         self.info.set(
             ClientState::Active,
             Some(ServerLink {
