@@ -59,6 +59,7 @@ fn console_shows_real_state_and_runs_commands() {
     access_rules();
     pools_clients_servers(&leader.name);
     databases_and_topology(&cluster, &leader.name, leader.port);
+    reconnect_closes_idle_servers(&cluster, leader.port);
     pause_holds_until_resume();
     kill_ends_clients();
     stats_count_traffic();
@@ -145,6 +146,31 @@ fn databases_and_topology(cluster: &Cluster, leader: &str, leader_port: u16) {
     for m in view.sync_standbys() {
         assert_eq!(find(&topo, "member", &m.name)[0]["replication"], "sync");
     }
+}
+
+/// RECONNECT closes the idle server connections: their backends leave the member, and
+/// the next transaction gets a new one.
+fn reconnect_closes_idle_servers(cluster: &Cluster, leader_port: u16) {
+    let servers = show("SERVERS");
+    let idle: Vec<String> = find(&servers, "database", "postgres@rw")
+        .into_iter()
+        .filter(|r| r["state"] == "idle")
+        .map(|r| r["remote_pid"].clone())
+        .collect();
+    assert!(!idle.is_empty(), "{servers:#?}");
+    console(POOLED, "ops", "RECONNECT postgres@rw").expect("RECONNECT");
+    let sql = format!(
+        "select count(*) from pg_stat_activity where pid in ({})",
+        idle.join(",")
+    );
+    wait_until("old backends gone", Duration::from_secs(5), || {
+        cluster.psql(leader_port, &sql).map(|n| n == "0")
+    });
+    let s = Session::connect(POOLED).expect("connect after RECONNECT");
+    let pid = s.query("select pg_backend_pid()").expect("pid")[0][0]
+        .clone()
+        .unwrap();
+    assert!(!idle.contains(&pid), "{pid} was closed by RECONNECT");
 }
 
 /// PAUSE holds a new transaction until RESUME.

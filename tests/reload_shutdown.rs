@@ -160,6 +160,21 @@ fn reload_applies_pool_size_live_and_rejects_invalid_files() {
         open.query("select 7").expect("still open")[0][0].as_deref(),
         Some("7")
     );
+
+    // The console's SHUTDOWN stops like SIGTERM: the idle session ends, the process exits 0.
+    let mut rolegate = rolegate;
+    console(POOLED, "ops", "SHUTDOWN").expect("SHUTDOWN");
+    let status = rolegate
+        .wait_exit(Duration::from_secs(5))
+        .expect("exited after SHUTDOWN");
+    assert!(status.success(), "exit status {status}");
+    let mut open = open;
+    if let Some(e) = open
+        .wait_closed(Duration::from_secs(2))
+        .expect("session closed")
+    {
+        assert!(is_disconnect(&e), "{e:?}");
+    }
 }
 
 #[test]

@@ -29,7 +29,11 @@ pub(super) fn query_done(query_sent: &mut Option<Instant>, flow: Flow, stats: &L
 }
 
 /// Brings the server's statement cache in line with what its answers showed.
-pub(super) fn apply_effects(c: &Client<'_>, expected: &mut Expected, statements: &mut ServerStatements) {
+pub(super) fn apply_effects(
+    c: &Client<'_>,
+    expected: &mut Expected,
+    statements: &mut ServerStatements,
+) {
     let fx = &mut expected.effects;
     for s in fx.prepared.drain(..) {
         c.setup
