@@ -116,6 +116,26 @@ fn greeting() -> BytesMut {
     out
 }
 
+/// Runs `work` unless the client closes its connection first; false if it did.
+async fn until_client_leaves(
+    stream: &TcpStream,
+    work: impl std::future::Future<Output = ()>,
+) -> bool {
+    tokio::pin!(work);
+    let mut watching = true;
+    let mut probe = [0u8; 1];
+    loop {
+        tokio::select! {
+            () = &mut work => return true,
+            r = stream.peek(&mut probe), if watching => match r {
+                Ok(0) | Err(_) => return false,
+                // More input is queued (pipelined); it is read after this command.
+                Ok(_) => watching = false,
+            },
+        }
+    }
+}
+
 /// The query loop: simple queries only; extended-protocol messages get one error at Sync.
 async fn serve(
     shared: &Shared,
@@ -130,7 +150,10 @@ async fn serve(
             b'Q' => {
                 let sql = String::from_utf8_lossy(&body);
                 let sql = sql.trim_end_matches('\0');
-                dispatch::run_query(shared, access, sql, &mut out).await;
+                let ran = dispatch::run_query(shared, access, sql, &mut out);
+                if !until_client_leaves(stream, ran).await {
+                    return Ok(()); // e.g. a PAUSE that was still waiting
+                }
                 out.put_slice(&message(b'Z', b"I"));
             }
             b'X' => return Ok(()),
