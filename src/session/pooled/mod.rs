@@ -4,6 +4,7 @@
 
 pub mod backend;
 mod bufs;
+mod ending;
 pub mod expect;
 pub mod frontend;
 mod login;
@@ -19,6 +20,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
+use super::clients::{ClientInfo, ClientState, ServerLink};
 use super::connect::{with_member, Attempt};
 use super::Shared;
 use crate::config::PoolMode;
@@ -79,8 +81,10 @@ pub struct Client<'a> {
     pub target: Arc<PooledTarget>,
     /// Where the last transaction ran, reused while it is the only choice.
     pub sticky: Option<Sticky>,
+    /// This client's entry in the client registry (state, kill switch).
+    pub info: &'a ClientInfo,
     /// The client's place under `max_client_conn` and its cancel key, for the session's life.
-    _slot: tokio::sync::OwnedSemaphorePermit,
+    _slot: crate::pool::capacity::Permit,
     _cancel: crate::route::cancel::CancelGuard,
 }
 
@@ -91,10 +95,19 @@ pub async fn run(
     setup: &PoolSetup,
     mut stream: TcpStream,
     startup: BTreeMap<String, String>,
+    info: &ClientInfo,
 ) -> Result<(), ProtocolError> {
     // Boxed: the login's state is freed once it is done, so an idle client keeps only the
     // relay's (small) state.
-    let login = Box::pin(login::login(shared, listener, setup, &mut stream, &startup)).await?;
+    let login = Box::pin(login::login(
+        shared,
+        listener,
+        setup,
+        &mut stream,
+        &startup,
+        info,
+    ))
+    .await?;
     drop(startup);
     let Some((mut client, held)) = login else {
         return Ok(());
@@ -106,9 +119,18 @@ impl Client<'_> {
     /// Lends the client a server connection on a member of the listener's role set, with
     /// the client's parameters applied.
     pub async fn checkout(&mut self) -> Result<Held, PgError> {
-        let stats = &self.listener.stats;
+        let (shared, listener) = (self.shared, self.listener);
+        let stats = &listener.stats;
+        self.info.set(ClientState::Waiting, None);
         let waited = Instant::now();
         let waiting = stats.clients_waiting.enter();
+        shared
+            .gate
+            .wait_open(&listener.name, &self.login.database)
+            .await;
+        if shared.gate.stop_state() != super::Stop::Running {
+            return Err(super::shutting_down());
+        }
         let topology = self.shared.topology.load();
         let held = match self.sticky_checkout(topology.generation, waited).await {
             Some(held) => held,
@@ -119,7 +141,22 @@ impl Client<'_> {
         stats.wait_time.record(lent - waited);
         let mut held = held.inspect_err(|e| stats.errors.record(e.code.as_bytes()))?;
         held.active.since = lent;
+        let since = held.checkout.since;
         let conn = held.checkout.conn();
+        tracing::Span::current().record("member", conn.addr.member.as_str());
+        self.info.set(
+            ClientState::Active,
+            Some(ServerLink {
+                member: conn.addr.member.clone(),
+                host: conn.addr.host.clone(),
+                port: conn.addr.port,
+                pid: conn.key.pid,
+                connected: std::time::SystemTime::now()
+                    .checked_sub(conn.created.elapsed())
+                    .unwrap_or(since),
+                since,
+            }),
+        );
         self.target.set(Some((conn.addr.clone(), conn.key.clone())));
         // The login values, not the current ones: a client before may have changed them.
         self.params.adopt_defaults(&conn.defaults);
@@ -227,6 +264,7 @@ impl Client<'_> {
     /// Gives a clean (ReadyForQuery idle) server back to its pool.
     pub fn release(&self, held: Held) {
         self.target.set(None);
+        self.info.set(ClientState::Idle, None);
         held.checkout.release();
     }
 }

@@ -10,16 +10,16 @@ use tokio::net::TcpStream;
 
 use super::backend::Backend;
 use super::bufs::Bufs;
+use super::ending::{apply_effects, finish, killed, lost, query_done};
 use super::expect::Expected;
 use super::frontend::{Ctx, Flow, Frontend};
 use super::replay::{refused_unrun, Replay, MAX_REPLAYS};
-use super::{apply, Client, Held};
+use super::{Client, Held};
 use crate::config::PoolMode;
-use crate::pool::prepared::ServerStatements;
 use crate::protocol::frame::Seen;
 use crate::protocol::io::parse_parameter_status;
 use crate::protocol::{PgError, ProtocolError};
-use crate::stats::ListenerStats;
+use crate::session::{shutting_down, Stop};
 use crate::topology::Service;
 
 /// A client Terminate message.
@@ -50,10 +50,11 @@ struct Relay {
     flow: Flow,
     bufs: Option<Bufs>,
     replay: Option<Replay>,
-    /// ReadyForQuery and ParameterStatus messages of the last server chunk (kept to reuse).
-    seen: Vec<Seen>,
     /// When the oldest request the server has not answered with ReadyForQuery was sent.
     query_sent: Option<Instant>,
+    /// ReadyForQuery, ParameterStatus and ErrorResponse messages of the last server chunk
+    /// (kept to reuse its allocation).
+    seen: Vec<Seen>,
 }
 
 /// Relays until the client leaves or the session must end.
@@ -62,8 +63,9 @@ pub async fn run(
     mut stream: TcpStream,
     mut held: Option<Held>,
 ) -> Result<(), ProtocolError> {
-    let tracking = (c.setup.mode == PoolMode::Transaction && c.setup.max_prepared_statements > 0)
-        .then_some(c.setup.max_prepared_statements);
+    let max_prepared = c.setup.settings().max_prepared_statements;
+    let tracking =
+        (c.setup.mode == PoolMode::Transaction && max_prepared > 0).then_some(max_prepared);
     let mut r = Relay {
         front: Frontend::new(tracking),
         back: Backend::default(),
@@ -71,8 +73,8 @@ pub async fn run(
         flow: Flow::default(),
         bufs: None,
         replay: None,
-        seen: Vec::new(),
         query_sent: None,
+        seen: Vec::new(),
     };
     loop {
         let step = match held.as_mut() {
@@ -92,6 +94,15 @@ pub async fn run(
                     c.release(h);
                 }
                 Bufs::recycle(r.bufs.take());
+                if c.shared.gate.stop_state() != Stop::Running {
+                    // The transaction is done; rolegate is stopping, so the session is too.
+                    let _ = tokio::time::timeout(
+                        Duration::from_millis(100),
+                        stream.write_all(&shutting_down().encode()),
+                    )
+                    .await;
+                    return Ok(());
+                }
             }
             Step::Left { clean } => {
                 if let Some(h) = held.take() {
@@ -135,8 +146,12 @@ impl Relay {
             self.expected = Expected::default();
             return self.lend(c, n, stream).await;
         }
-        if stream.readable().await.is_err() {
-            return Ok((Step::Left { clean: true }, None));
+        tokio::select! {
+            r = stream.readable() => if r.is_err() {
+                return Ok((Step::Left { clean: true }, None));
+            },
+            reason = c.info.killed() => return Ok((Step::Fail(killed(reason)), None)),
+            () = c.shared.gate.stopping() => return Ok((Step::Fail(shutting_down()), None)),
         }
         let bufs = self.bufs.get_or_insert_with(Bufs::new);
         let n = match stream.try_read(&mut bufs.client_in) {
@@ -242,7 +257,11 @@ impl Relay {
         stream: &mut TcpStream,
     ) -> Result<Step, ProtocolError> {
         let in_txn_idle = self.flow.pending == 0 && self.flow.status != b'I';
-        let idle_limit = c.setup.idle_transaction_timeout.filter(|_| in_txn_idle);
+        let idle_limit = if in_txn_idle {
+            c.setup.settings().idle_transaction_timeout
+        } else {
+            None
+        };
         // No timer at all unless one can fire: arming one per step costs a timer-wheel lock.
         let idle_timer = async {
             match idle_limit {
@@ -250,6 +269,7 @@ impl Relay {
                 None => std::future::pending().await,
             }
         };
+        let idle_now = self.idle();
         let bufs = self.bufs.get_or_insert_with(Bufs::new);
         let Held { checkout, kill, .. } = h;
         let conn = checkout.conn();
@@ -258,6 +278,8 @@ impl Relay {
         let got = tokio::select! {
             r = stream.read(&mut bufs.client_in) => Got::Client(r),
             r = conn.stream.read(&mut bufs.server_in) => Got::Server(r),
+            reason = c.info.killed() => return Ok(Step::Fail(killed(reason))),
+            () = c.shared.gate.stopping(), if idle_now => return Ok(Step::Fail(shutting_down())),
             reason = kill => {
                 let message = reason.map_or_else(|_| "rolegate is shutting down".to_owned(), |r| r.message);
                 tracing::warn!("{message}");
@@ -323,71 +345,7 @@ impl Relay {
     }
 }
 
-/// A ReadyForQuery arrived: one query done, and a transaction if the server is idle.
-fn query_done(query_sent: &mut Option<Instant>, flow: Flow, stats: &ListenerStats) {
-    stats.queries.inc();
-    if flow.status == b'I' {
-        stats.transactions.inc();
-    }
-    if let Some(sent) = query_sent.take() {
-        let now = Instant::now();
-        stats.query_time.record(now - sent);
-        // Pipelined requests: the next one has been waiting since at least now.
-        if flow.pending > 0 {
-            *query_sent = Some(now);
-        }
-    }
-}
-
 enum Got {
     Client(std::io::Result<usize>),
     Server(std::io::Result<usize>),
-}
-
-/// Brings the server's statement cache in line with what its answers showed.
-fn apply_effects(c: &Client<'_>, expected: &mut Expected, statements: &mut ServerStatements) {
-    let fx = &mut expected.effects;
-    for s in fx.prepared.drain(..) {
-        c.setup
-            .known_statements
-            .add(&c.login.database, &c.login.user, s);
-    }
-    if fx.reset {
-        statements.clear();
-        fx.reset = false;
-    }
-    for s in fx.not_prepared.drain(..) {
-        statements.remove(&s);
-    }
-    for s in fx.still_prepared.drain(..) {
-        statements.restore(s);
-    }
-}
-
-/// The client is gone: a clean server goes back to the pool (after the reset query in
-/// session mode); any other is closed by dropping it.
-async fn finish(c: &Client<'_>, mut h: Held, clean: bool) {
-    if !clean {
-        return;
-    }
-    if c.setup.mode == PoolMode::Session && !c.setup.reset_query.is_empty() {
-        let reset = tokio::time::timeout(
-            Duration::from_secs(5),
-            apply(h.checkout.conn(), &c.setup.reset_query),
-        )
-        .await;
-        if !matches!(reset, Ok(Ok(()))) {
-            return;
-        }
-        h.checkout.conn().statements.clear();
-    }
-    c.release(h);
-}
-
-fn lost() -> PgError {
-    PgError::fatal(
-        "08006",
-        "rolegate: the server connection was lost in the middle of a transaction",
-    )
-    .with_hint("Reconnect and retry the transaction.")
 }
