@@ -1,6 +1,11 @@
 //! Wiring only: builds the shared state, binds the listeners, spawns the DCS watcher,
-//! the fencer and the accept loops, and waits for a signal to stop.
+//! the fencer and the accept loops, then runs the control loop ([`control`]: signals,
+//! console RELOAD/SHUTDOWN) until it is time to stop.
 
+pub mod control;
+pub mod reload;
+
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -13,12 +18,12 @@ use crate::route::{fence, listener, Listener};
 use crate::session::{self, AuthSetup, Shared};
 use crate::topology::TopologyStore;
 
-/// Runs rolegate until SIGINT or SIGTERM.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Runs rolegate until SIGTERM, SIGINT or the console's SHUTDOWN; `path` is re-read on
+/// SIGHUP and RELOAD.
+pub async fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
     let store = Arc::new(TopologyStore::new());
-    let mut shared = Shared::new(store.clone());
-    shared.auth = load_auth(&config)?;
-    let shared = Arc::new(shared);
+    let shared = Shared::new(store.clone());
+    shared.auth.store(load_auth(&config)?.map(Arc::new));
     let mut bound = Vec::new();
     for lc in &config.listeners {
         let tcp = TcpListener::bind(lc.addr).await.with_context(|| {
@@ -30,19 +35,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         })?;
         bound.push((tcp, Arc::new(Listener::from_config(lc))));
     }
-    tokio::spawn(crate::dcs::etcd::run(
+    let etcd = tokio::spawn(crate::dcs::etcd::run(
         config.dcs.etcd.clone(),
         config.dcs_prefix(),
         store.clone(),
     ));
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let _ = shared.control.set(tx);
     // What the admin server reports on; whoever replaces listeners stores the new list here.
     let listener_set: Arc<ListenerSet> = Arc::new(ArcSwap::from_pointee(
         bound.iter().map(|(_, l)| l.clone()).collect(),
     ));
+    let shared = Arc::new(shared);
     serve(&shared, bound);
     start_admin(&config, &shared, listener_set).await?;
-    shutdown_signal().await;
-    tracing::info!("stopping");
+    shared.config.store(Some(Arc::new(config)));
+    let stop = control::run(&shared, &path, rx).await;
+    control::shutdown(&shared, stop).await;
+    etcd.abort();
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -74,7 +85,7 @@ async fn start_admin(
 }
 
 /// Loads `[auth]`: the method, the users of `auth.file`, and `auth.query`'s login.
-fn load_auth(config: &Config) -> anyhow::Result<Option<AuthSetup>> {
+pub fn load_auth(config: &Config) -> anyhow::Result<Option<AuthSetup>> {
     let Some(auth) = &config.auth else {
         return Ok(None);
     };
@@ -83,15 +94,17 @@ fn load_auth(config: &Config) -> anyhow::Result<Option<AuthSetup>> {
         method = setup.method.as_str(),
         users = setup.users.len(),
         auth_user = setup.query.as_ref().map(|q| q.user.as_str()),
-        "client authentication for pooled listeners"
+        "client authentication for pooled listeners and the admin console"
     );
     Ok(Some(setup))
 }
 
 /// Starts the fencer and one accept loop per bound listener. Whatever feeds
-/// `shared.topology` (the etcd watcher, or a test) drives the routing.
+/// `shared.topology` (the etcd watcher, or a test) drives the routing. The accept loops
+/// end (closing their ports) when the process starts stopping.
 pub fn serve(shared: &Arc<Shared>, bound: Vec<(TcpListener, Arc<Listener>)>) {
     let listeners: Vec<_> = bound.iter().map(|(_, l)| l.clone()).collect();
+    let _ = shared.listeners.set(listeners.clone());
     tokio::spawn(fence::run(shared.topology.clone(), listeners));
     for (tcp, l) in bound {
         if let Some(p) = &l.pool {
@@ -99,23 +112,16 @@ pub fn serve(shared: &Arc<Shared>, bound: Vec<(TcpListener, Arc<Listener>)>) {
         }
         tracing::info!(listener = %l.name, addr = %l.addr, role = %l.service, "listening");
         let shared = shared.clone();
-        tokio::spawn(listener::accept_loop(tcp, l, move |l, stream, peer| {
+        let gate = shared.gate.clone();
+        let name = l.name.clone();
+        let accept = listener::accept_loop(tcp, l, move |l, stream, peer| {
             session::run(shared.clone(), l, stream, peer)
-        }));
-    }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
+        });
+        tokio::spawn(async move {
             tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
+                () = accept => {}
+                () = gate.stopping() => tracing::info!(listener = %name, "no longer accepting"),
             }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
+        });
     }
 }

@@ -1,21 +1,33 @@
-//! `[admin]`: the HTTP admin server (stats page, /metrics, health and role checks).
+//! `[admin]`: the HTTP admin server (stats page, /metrics, health and role checks) and
+//! the users of the SQL admin console.
 
 use std::net::SocketAddr;
 
 use serde::Deserialize;
 
+use super::units::SecretString;
+
 /// `[admin]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     /// `ip:port` of the HTTP admin server; `""` turns it off. Loopback by default.
     #[serde(default = "default_http")]
     pub http: String,
     /// When set, every endpoint but `/health` needs `Authorization: Bearer <token>`.
-    pub token: Option<String>,
+    /// Printed as `<redacted>` by Debug.
+    pub token: Option<SecretString>,
     /// When set (with `password`), every endpoint but `/health` accepts HTTP basic auth.
     pub user: Option<String>,
-    pub password: Option<String>,
+    /// Printed as `<redacted>` by Debug.
+    pub password: Option<SecretString>,
+    /// SQL admin console (database `pgbouncer` or `rolegate` on any listener, PgBouncer's
+    /// meanings): users that may run every command. They authenticate with `[auth]`.
+    #[serde(default)]
+    pub admin_users: Vec<String>,
+    /// SQL admin console users that may run SHOW commands only.
+    #[serde(default)]
+    pub stats_users: Vec<String>,
 }
 
 impl Default for AdminConfig {
@@ -25,6 +37,8 @@ impl Default for AdminConfig {
             token: None,
             user: None,
             password: None,
+            admin_users: Vec::new(),
+            stats_users: Vec::new(),
         }
     }
 }
@@ -56,7 +70,7 @@ impl AdminConfig {
         if self.user.is_some() != self.password.is_some() {
             return Err(("admin.user".into(), "user and password go together".into()));
         }
-        if self.token.as_deref().is_some_and(str::is_empty) {
+        if self.token.as_ref().is_some_and(|t| t.expose().is_empty()) {
             return Err((
                 "admin.token".into(),
                 "must not be empty (omit it for no token)".into(),

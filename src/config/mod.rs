@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod model;
+pub mod reload;
 pub mod units;
 
 use std::collections::HashSet;
@@ -10,8 +11,8 @@ use std::path::Path;
 
 pub use admin::AdminConfig;
 pub use model::{
-    AuthConfig, AuthType, Balance, ClusterConfig, Config, DcsConfig, EtcdConfig, ListenerConfig,
-    ListenerRole, LogConfig, LogFormat, PoolMode,
+    AuthConfig, AuthType, Balance, ClusterConfig, Config, DcsConfig, EtcdConfig, GeneralConfig,
+    ListenerConfig, ListenerRole, LogConfig, LogFormat, PoolMode,
 };
 
 /// Why a config was rejected. The message names the file and the key.

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::units::{ByteSize, Dur};
+use super::units::{ByteSize, Dur, SecretString};
 
 /// The whole file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub cluster: ClusterConfig,
@@ -25,13 +25,38 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// `[auth]`: how pooled listeners authenticate clients. Required when any listener pools.
     pub auth: Option<AuthConfig>,
-    /// `[admin]`: the HTTP admin server.
+    /// `[admin]`: the HTTP admin server and who may use the SQL admin console.
     #[serde(default)]
     pub admin: super::admin::AdminConfig,
+    /// `[general]`: process-wide settings.
+    #[serde(default)]
+    pub general: GeneralConfig,
+}
+
+/// `[general]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneralConfig {
+    /// On SIGTERM (or SHUTDOWN), how long transactions in flight may take to finish
+    /// before their clients are cut off.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: Dur,
+}
+
+impl Default for GeneralConfig {
+    fn default() -> Self {
+        Self {
+            shutdown_timeout: default_shutdown_timeout(),
+        }
+    }
+}
+
+fn default_shutdown_timeout() -> Dur {
+    Dur(Duration::from_secs(30))
 }
 
 /// `[auth]`, with PgBouncer's meanings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// `trust`, `md5` or `scram-sha-256` (PgBouncer's `auth_type`).
@@ -65,7 +90,7 @@ pub enum PoolMode {
 }
 
 /// `[cluster]`: which Patroni cluster to follow.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
     /// Patroni `scope` (the cluster name).
@@ -80,7 +105,7 @@ fn default_namespace() -> String {
 }
 
 /// `[dcs]`: where Patroni keeps the cluster state.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DcsConfig {
     #[serde(default)]
@@ -88,14 +113,15 @@ pub struct DcsConfig {
 }
 
 /// `[dcs.etcd]`: an etcd v3 cluster.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EtcdConfig {
     /// `host:port` or `http(s)://host:port`; several for an etcd cluster.
     #[serde(default = "default_endpoints")]
     pub endpoints: Vec<String>,
     pub username: Option<String>,
-    pub password: Option<String>,
+    /// Printed as `<redacted>` by Debug.
+    pub password: Option<SecretString>,
     pub tls: Option<EtcdTlsConfig>,
     /// Timeout of one connection attempt to etcd.
     #[serde(default = "default_dial_timeout")]
@@ -144,7 +170,7 @@ fn default_backoff_max() -> Dur {
 }
 
 /// `[dcs.etcd.tls]`: TLS to etcd (client certificate optional).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EtcdTlsConfig {
     pub ca_file: Option<PathBuf>,
@@ -174,7 +200,7 @@ pub enum Balance {
 }
 
 /// One `[[listener]]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerConfig {
     /// Name in logs; defaults to the role.
@@ -302,6 +328,17 @@ impl ListenerConfig {
             .unwrap_or_default()
     }
 
+    /// A primary listener on 0.0.0.0:5000 with every other key at its default (what
+    /// SHOW CONFIG prints as defaults).
+    ///
+    /// # Panics
+    /// Never: the text is a constant that the config tests parse.
+    #[must_use]
+    pub fn defaults() -> Self {
+        toml::from_str("addr = \"0.0.0.0:5000\"\nrole = \"primary\"")
+            .expect("the default listener parses")
+    }
+
     /// The listener's name for logs: `name`, else `<role>:<port>`.
     #[must_use]
     pub fn display_name(&self) -> String {
@@ -318,7 +355,7 @@ impl ListenerConfig {
 }
 
 /// `[runtime]`: the async runtime.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeConfig {
     /// Worker threads; 0 = one per CPU. 1 spends the least CPU per transaction (no
@@ -328,7 +365,7 @@ pub struct RuntimeConfig {
 }
 
 /// `[log]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     /// A `tracing` filter: `info`, `debug`, `rolegate=debug,info`...; `RUST_LOG` overrides it.

@@ -165,3 +165,49 @@ fn pool_and_auth_errors_name_the_key() {
     let e = error_of(&format!("{base}[auth]\ntype = \"ldap\"\n"));
     assert!(e.contains("ldap"), "{e}");
 }
+
+#[test]
+fn debug_output_never_shows_the_etcd_password() {
+    let c = parse(
+        "[cluster]\nscope = \"demo\"\n[dcs.etcd]\nusername = \"root\"\npassword = \"hunter2-s3cret\"\n\
+         [admin]\ntoken = \"hunter2-token\"\nuser = \"ops\"\npassword = \"hunter2-http\"\n",
+        "test",
+    )
+    .unwrap();
+    assert_eq!(
+        c.dcs
+            .etcd
+            .password
+            .as_ref()
+            .map(units::SecretString::expose),
+        Some("hunter2-s3cret")
+    );
+    for text in [format!("{c:?}"), format!("{c:#?}")] {
+        assert!(
+            !text.contains("hunter2"),
+            "password in Debug output: {text}"
+        );
+        assert!(text.contains("<redacted>"), "{text}");
+    }
+}
+
+#[test]
+fn admin_and_general_sections_have_defaults() {
+    let c = parse("[cluster]\nscope = \"demo\"\n", "test").unwrap();
+    assert!(c.admin.admin_users.is_empty());
+    assert_eq!(
+        c.general.shutdown_timeout.0,
+        std::time::Duration::from_secs(30)
+    );
+    let c = parse(
+        "[cluster]\nscope = \"demo\"\n[admin]\nadmin_users = [\"ops\"]\nstats_users = [\"mon\"]\n[general]\nshutdown_timeout = \"5s\"\n",
+        "test",
+    )
+    .unwrap();
+    assert_eq!(c.admin.admin_users, ["ops"]);
+    assert_eq!(c.admin.stats_users, ["mon"]);
+    assert_eq!(
+        c.general.shutdown_timeout.0,
+        std::time::Duration::from_secs(5)
+    );
+}

@@ -120,7 +120,7 @@ async fn connect(config: &EtcdConfig) -> Result<Client, WatchError> {
         // A watch on an etcd member that lost quorum is cancelled instead of going silent.
         .with_require_leader(true);
     if let (Some(u), Some(p)) = (&config.username, &config.password) {
-        opts = opts.with_user(u.clone(), p.clone());
+        opts = opts.with_user(u.clone(), p.expose().to_owned());
     }
     if let Some(tls) = &config.tls {
         let read = |p: &std::path::PathBuf| {

@@ -4,6 +4,7 @@
 //! members that leave a listener's role.
 //! Reads topology snapshots; never writes them.
 
+pub mod capacity;
 pub mod db_limit;
 pub mod prepared;
 pub mod server;
@@ -13,6 +14,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+
+pub use capacity::Capacity;
 pub use db_limit::{DbSlot, DbSlots};
 pub use server::{Login, ServerConn, ServerError};
 pub use server_pool::{Checkout, Limit, PoolError, PoolSettings, ServerPool};
@@ -21,18 +25,11 @@ use crate::route::cancel::BackendAddr;
 
 /// A pooling listener's setup: its pools and its client limit.
 pub struct PoolSetup {
+    /// Fixed for the listener's life (changing it needs a restart).
     pub mode: crate::config::PoolMode,
     pub pools: Arc<Pools>,
-    /// One permit per client connection (`max_client_conn`).
-    pub clients: Arc<tokio::sync::Semaphore>,
-    pub max_client_conn: usize,
-    /// Run before a session-mode server goes back to the pool; empty = none.
-    pub reset_query: String,
-    /// Disconnect a client idle inside a transaction this long.
-    pub idle_transaction_timeout: Option<Duration>,
-    /// Track named prepared statements per client and prepare them on each server,
-    /// keeping at most this many per server (transaction mode; 0 = pass names through).
-    pub max_prepared_statements: usize,
+    /// One permit per client connection (`max_client_conn`); resized on reload.
+    pub clients: Arc<Capacity>,
     /// Statements known to parse, for answering Parse without a server.
     pub known_statements: prepared::KnownStatements,
 }
@@ -41,8 +38,35 @@ impl PoolSetup {
     #[must_use]
     pub fn from_config(c: &crate::config::ListenerConfig) -> Option<Self> {
         let mode = c.pool_mode?;
+        let settings = PoolSettings::from_config(c);
+        Some(Self {
+            mode,
+            clients: Capacity::new(settings.max_client_conn),
+            pools: Arc::new(Pools::new(settings)),
+            known_statements: prepared::KnownStatements::default(),
+        })
+    }
+
+    /// The current settings (one swap load).
+    #[must_use]
+    pub fn settings(&self) -> Arc<PoolSettings> {
+        self.pools.settings.load_full()
+    }
+
+    /// Swaps in new settings: every pool's limits and the client limit are resized in place;
+    /// running transactions keep their connections.
+    pub fn apply(&self, settings: PoolSettings) {
+        self.clients.resize(settings.max_client_conn);
+        self.pools.apply(settings);
+    }
+}
+
+impl PoolSettings {
+    /// A listener's pool settings from its config.
+    #[must_use]
+    pub fn from_config(c: &crate::config::ListenerConfig) -> Self {
         let size = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
-        let settings = PoolSettings {
+        Self {
             size: size(c.pool_size),
             min_size: size(c.min_pool_size),
             reserve_size: size(c.reserve_pool_size),
@@ -52,18 +76,12 @@ impl PoolSetup {
             wait_timeout: c.query_wait_timeout.0,
             connect_timeout: c.server_connect_timeout.0,
             db_size: size(c.max_db_connections),
-        };
-        Some(Self {
-            mode,
-            pools: Arc::new(Pools::new(settings)),
-            clients: Arc::new(tokio::sync::Semaphore::new(size(c.max_client_conn))),
             max_client_conn: size(c.max_client_conn),
             reset_query: c.server_reset_query.clone(),
             idle_transaction_timeout: (!c.idle_transaction_timeout.0.is_zero())
                 .then_some(c.idle_transaction_timeout.0),
             max_prepared_statements: size(c.max_prepared_statements),
-            known_statements: prepared::KnownStatements::default(),
-        })
+        }
     }
 }
 
@@ -77,7 +95,8 @@ pub struct PoolKey {
 
 /// The pools of one listener.
 pub struct Pools {
-    pub settings: PoolSettings,
+    /// Shared with every pool of the listener; a reload stores once.
+    pub settings: Arc<ArcSwap<PoolSettings>>,
     map: Mutex<HashMap<PoolKey, Arc<ServerPool>>>,
     /// `max_db_connections` budgets by (member, database); kept for the listener's life so
     /// a replaced pool's busy connections still count against the same budget.
@@ -88,7 +107,7 @@ impl Pools {
     #[must_use]
     pub fn new(settings: PoolSettings) -> Self {
         Self {
-            settings,
+            settings: Arc::new(ArcSwap::from_pointee(settings)),
             map: Mutex::default(),
             dbs: Mutex::default(),
         }
@@ -96,14 +115,15 @@ impl Pools {
 
     /// The budget of (member, database), if `max_db_connections` is set.
     fn db_slots(&self, member: &str, database: &str) -> Option<Arc<DbSlots>> {
-        if self.settings.db_size == 0 {
+        let db_size = self.settings.load().db_size;
+        if db_size == 0 {
             return None;
         }
         let mut dbs = self.dbs.lock().unwrap_or_else(PoisonError::into_inner);
         let key = (member.to_owned(), database.to_owned());
         Some(
             dbs.entry(key)
-                .or_insert_with(|| DbSlots::new(self.settings.db_size))
+                .or_insert_with(|| DbSlots::new(db_size))
                 .clone(),
         )
     }
@@ -130,6 +150,28 @@ impl Pools {
         let pool = ServerPool::new(addr.clone(), login.clone(), self.settings.clone(), db);
         map.insert(key, pool.clone());
         pool
+    }
+
+    /// Stores new settings and resizes every existing pool to them.
+    pub fn apply(&self, settings: PoolSettings) {
+        self.settings.store(Arc::new(settings));
+        let s = self.settings.load();
+        for (_, pool) in self.all() {
+            pool.resize(&s);
+        }
+    }
+
+    /// Closes every server connection: idle ones now, busy ones when released (RECONNECT
+    /// for the pools `matches` selects by database).
+    pub fn reconnect(&self, matches: impl Fn(&PoolKey) -> bool) -> usize {
+        let mut n = 0;
+        for (k, p) in self.all() {
+            if matches(&k) {
+                p.reconnect();
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Drains and forgets the pools of members for which `keep` is false.

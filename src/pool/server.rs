@@ -101,6 +101,8 @@ pub struct ServerConn {
     pub statements: ServerStatements,
     /// Its share of `max_db_connections`, held until the connection is dropped.
     pub db_slot: Option<DbSlot>,
+    /// The pool generation it was opened in (RECONNECT closes older ones on release).
+    pub generation: u64,
 }
 
 impl ServerConn {
@@ -157,6 +159,7 @@ impl ServerConn {
             idle_since: now,
             statements: ServerStatements::default(),
             db_slot: None,
+            generation: 0,
         })
     }
 

@@ -2,15 +2,17 @@
 //! `pool_size` (+ `reserve_pool_size` for clients that waited `reserve_pool_timeout`) and,
 //! with the other users' pools of the same database, by `max_db_connections` ([`DbSlots`]).
 //!
-//! Checked-out connections are counted by semaphore permits, idle ones sit in a LIFO list,
-//! so `checked out + idle <= size` holds without a separate counter that could drift.
+//! Checked-out connections are counted by permits of a resizable [`Capacity`], idle ones sit
+//! in a LIFO list, so `checked out + idle <= size` holds without a counter that could drift.
+//! Settings are the listener's, shared through one `ArcSwap` so a reload reaches every pool.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use arc_swap::ArcSwap;
 
+use super::capacity::{Capacity, Permit};
 use super::db_limit::{DbSlot, DbSlots};
 use super::server::{Login, ServerConn, ServerError};
 use crate::route::cancel::BackendAddr;
@@ -28,6 +30,15 @@ pub struct PoolSettings {
     pub connect_timeout: Duration,
     /// `max_db_connections`: open connections per (member, database) over all users; 0 = no limit.
     pub db_size: usize,
+    /// Clients of the listener (`max_client_conn`).
+    pub max_client_conn: usize,
+    /// Run before a session-mode server goes back to the pool; empty = none.
+    pub reset_query: String,
+    /// Disconnect a client idle inside a transaction this long.
+    pub idle_transaction_timeout: Option<Duration>,
+    /// Track named prepared statements per client and prepare them on each server,
+    /// keeping at most this many per server (transaction mode; 0 = pass names through).
+    pub max_prepared_statements: usize,
 }
 
 /// The limit a client waited on, named as in the config.
@@ -61,15 +72,18 @@ pub enum PoolError {
 pub struct ServerPool {
     pub addr: BackendAddr,
     pub login: Login,
-    pub settings: PoolSettings,
-    permits: Arc<Semaphore>,
-    reserve: Arc<Semaphore>,
+    /// The listener's settings (one swap for all its pools).
+    pub settings: Arc<ArcSwap<PoolSettings>>,
+    permits: Arc<Capacity>,
+    reserve: Arc<Capacity>,
     /// The (member, database) budget shared with other users' pools; `None` = no limit.
     db: Option<Arc<DbSlots>>,
     /// Boxed: a checkout moves a pointer, and a session's state stays small.
     #[allow(clippy::vec_box)]
     idle: Mutex<Vec<Box<ServerConn>>>,
     draining: AtomicBool,
+    /// Bumped by RECONNECT: connections of an older generation are closed when released.
+    generation: AtomicU64,
     /// Connections opened and closed since the pool was made, for stats.
     pub opened: AtomicU64,
     pub closed: AtomicU64,
@@ -90,7 +104,9 @@ enum Next {
 pub struct Checkout {
     conn: Option<Box<ServerConn>>,
     pool: Arc<ServerPool>,
-    _permit: OwnedSemaphorePermit,
+    _permit: Permit,
+    /// When it was checked out, for SHOW SERVERS.
+    pub since: std::time::SystemTime,
 }
 
 impl Checkout {
@@ -129,18 +145,22 @@ impl ServerPool {
     pub fn new(
         addr: BackendAddr,
         login: Login,
-        settings: PoolSettings,
+        settings: Arc<ArcSwap<PoolSettings>>,
         db: Option<Arc<DbSlots>>,
     ) -> Arc<Self> {
+        let s = settings.load();
+        let (size, reserve) = (s.size, s.reserve_size);
+        drop(s);
         let pool = Arc::new(Self {
             addr,
             login,
-            permits: Arc::new(Semaphore::new(settings.size)),
-            reserve: Arc::new(Semaphore::new(settings.reserve_size)),
+            permits: Capacity::new(size),
+            reserve: Capacity::new(reserve),
             db,
             settings,
             idle: Mutex::new(Vec::new()),
             draining: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
             opened: AtomicU64::new(0),
             closed: AtomicU64::new(0),
             waiting: crate::stats::Gauge::default(),
@@ -159,34 +179,46 @@ impl ServerPool {
     /// A connection for one transaction (or session): an idle one, or a new one, waiting
     /// up to `wait_timeout` when `pool_size` (or `max_db_connections`) are in use.
     pub async fn checkout(self: &Arc<Self>) -> Result<Checkout, PoolError> {
-        let deadline = tokio::time::Instant::now() + self.settings.wait_timeout;
+        let s = self.settings.load_full();
+        let deadline = tokio::time::Instant::now() + s.wait_timeout;
         let waiting = self.waiting.enter();
-        let permit = self.acquire().await?;
-        let next = self.idle_or_room(deadline).await?;
+        let permit = self.acquire(&s).await?;
+        let next = self.idle_or_room(&s, deadline).await?;
         drop(waiting);
         let conn = match next {
             Next::Idle(conn) => conn,
-            Next::Room(slot) => self.open(slot).await?,
+            Next::Room(slot) => self.open(&s, slot).await?,
         };
         Ok(Checkout {
             conn: Some(conn),
             pool: self.clone(),
             _permit: permit,
+            since: std::time::SystemTime::now(),
         })
+    }
+
+    /// Applies new sizes to this pool's limits (timeouts are read per checkout).
+    pub fn resize(&self, s: &PoolSettings) {
+        self.permits.resize(s.size);
+        self.reserve.resize(s.reserve_size);
     }
 
     /// An idle connection of this pool, else room under `max_db_connections` for a new
     /// one: a free slot, or one made by closing another pool's idle connection, or the
     /// first of either to come before `deadline`.
-    async fn idle_or_room(&self, deadline: tokio::time::Instant) -> Result<Next, PoolError> {
+    async fn idle_or_room(
+        &self,
+        s: &PoolSettings,
+        deadline: tokio::time::Instant,
+    ) -> Result<Next, PoolError> {
         let Some(db) = &self.db else {
-            return Ok(self.take_idle().map_or(Next::Room(None), Next::Idle));
+            return Ok(self.take_idle(s).map_or(Next::Room(None), Next::Idle));
         };
         loop {
             let idled = db.idled();
             tokio::pin!(idled);
             idled.as_mut().enable();
-            if let Some(conn) = self.take_idle() {
+            if let Some(conn) = self.take_idle(s) {
                 return Ok(Next::Idle(conn));
             }
             if let Some(slot) = db.try_slot() {
@@ -200,7 +232,7 @@ impl ServerPool {
                 () = &mut idled => {}
                 () = tokio::time::sleep_until(deadline) => {
                     return Err(PoolError::WaitTimeout(
-                        self.settings.wait_timeout,
+                        s.wait_timeout,
                         Limit::MaxDbConnections(db.limit),
                     ));
                 }
@@ -209,38 +241,37 @@ impl ServerPool {
     }
 
     /// Opens a connection that holds `slot` for its life.
-    async fn open(&self, slot: Option<DbSlot>) -> Result<Box<ServerConn>, PoolError> {
-        let mut conn = Box::pin(ServerConn::open(
-            &self.addr,
-            &self.login,
-            self.settings.connect_timeout,
-        ))
-        .await?;
+    async fn open(
+        &self,
+        s: &PoolSettings,
+        slot: Option<DbSlot>,
+    ) -> Result<Box<ServerConn>, PoolError> {
+        // Boxed: opening is rare, and its login state should not sit in every checkout.
+        let mut conn =
+            Box::pin(ServerConn::open(&self.addr, &self.login, s.connect_timeout)).await?;
         conn.db_slot = slot;
+        conn.generation = self.generation.load(Ordering::Acquire);
         self.opened.fetch_add(1, Ordering::Relaxed);
         Ok(Box::new(conn))
     }
 
-    async fn acquire(&self) -> Result<OwnedSemaphorePermit, PoolError> {
+    async fn acquire(&self, s: &PoolSettings) -> Result<Permit, PoolError> {
         if self.draining.load(Ordering::Acquire) {
             return Err(PoolError::Draining);
         }
-        let s = &self.settings;
         let first_wait = if s.reserve_size > 0 {
             s.reserve_timeout.min(s.wait_timeout)
         } else {
             s.wait_timeout
         };
-        if let Ok(Ok(p)) =
-            tokio::time::timeout(first_wait, self.permits.clone().acquire_owned()).await
-        {
+        if let Ok(Ok(p)) = tokio::time::timeout(first_wait, self.permits.acquire()).await {
             return Ok(p);
         }
-        if let Ok(p) = self.reserve.clone().try_acquire_owned() {
+        if let Ok(p) = self.reserve.try_acquire() {
             return Ok(p);
         }
         let rest = s.wait_timeout.saturating_sub(first_wait);
-        match tokio::time::timeout(rest, self.permits.clone().acquire_owned()).await {
+        match tokio::time::timeout(rest, self.permits.acquire()).await {
             Ok(Ok(p)) => Ok(p),
             _ => Err(PoolError::WaitTimeout(
                 s.wait_timeout,
@@ -250,10 +281,10 @@ impl ServerPool {
     }
 
     /// The most recently used idle connection that is still fit to use.
-    fn take_idle(&self) -> Option<Box<ServerConn>> {
+    fn take_idle(&self, s: &PoolSettings) -> Option<Box<ServerConn>> {
         let mut idle = self.idle();
         while let Some(conn) = idle.pop() {
-            if conn.is_closed() || conn.created.elapsed() >= self.settings.lifetime {
+            if conn.is_closed() || conn.created.elapsed() >= s.lifetime {
                 self.close(&conn);
                 continue;
             }
@@ -263,7 +294,10 @@ impl ServerPool {
     }
 
     fn put_back(&self, mut conn: Box<ServerConn>) {
-        if self.draining.load(Ordering::Acquire) || conn.created.elapsed() >= self.settings.lifetime
+        let lifetime = self.settings.load().lifetime;
+        if self.draining.load(Ordering::Acquire)
+            || conn.created.elapsed() >= lifetime
+            || conn.generation != self.generation.load(Ordering::Acquire)
         {
             self.close(&conn);
             return;
@@ -296,9 +330,9 @@ impl ServerPool {
     /// Closes idle connections past `idle_timeout` or `lifetime` (but keeps `min_size`),
     /// and says how many more are needed to reach `min_size`.
     pub fn maintain(&self) -> usize {
+        let s = self.settings.load();
         let mut idle = self.idle();
-        let s = &self.settings;
-        let in_use = s.size.saturating_sub(self.permits.available_permits());
+        let in_use = self.permits.in_use() + self.reserve.in_use();
         let keep_total = s.min_size;
         let mut kept = Vec::with_capacity(idle.len());
         for conn in idle.drain(..) {
@@ -318,11 +352,11 @@ impl ServerPool {
     /// Opens one connection into the idle list (for `min_pool_size`).
     pub async fn prefill_one(self: &Arc<Self>) -> Result<(), PoolError> {
         let full = |limit| PoolError::WaitTimeout(Duration::ZERO, limit);
+        let s = self.settings.load_full();
         let permit = self
             .permits
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| full(Limit::PoolSize(self.settings.size)))?;
+            .try_acquire()
+            .map_err(|_| full(Limit::PoolSize(s.size)))?;
         let slot = match &self.db {
             Some(db) => Some(
                 db.try_slot()
@@ -330,7 +364,7 @@ impl ServerPool {
             ),
             None => None,
         };
-        let conn = self.open(slot).await?;
+        let conn = self.open(&s, slot).await?;
         drop(permit);
         self.put_back(conn);
         Ok(())
@@ -352,14 +386,25 @@ impl ServerPool {
     /// (checked out, idle).
     #[must_use]
     pub fn counts(&self) -> (usize, usize) {
-        let busy = self
-            .settings
-            .size
-            .saturating_sub(self.permits.available_permits())
-            + self
-                .settings
-                .reserve_size
-                .saturating_sub(self.reserve.available_permits());
+        let busy = self.permits.in_use() + self.reserve.in_use();
         (busy, self.idle().len())
+    }
+
+    /// The idle connections: (server pid, connected at, idle since), for SHOW SERVERS.
+    #[must_use]
+    pub fn idle_conns(&self) -> Vec<(i32, Instant, Instant)> {
+        self.idle()
+            .iter()
+            .map(|c| (c.key.pid, c.created, c.idle_since))
+            .collect()
+    }
+
+    /// Closes the idle connections now and every busy one when it is released (RECONNECT):
+    /// unlike `drain`, the pool keeps serving with fresh connections.
+    pub fn reconnect(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        for conn in self.idle().drain(..) {
+            self.close(&conn);
+        }
     }
 }

@@ -76,6 +76,10 @@ fn pools(db_size: usize) -> Pools {
         wait_timeout: Duration::from_millis(200),
         connect_timeout: Duration::from_secs(1),
         db_size,
+        max_client_conn: 100,
+        reset_query: String::new(),
+        idle_transaction_timeout: None,
+        max_prepared_statements: 0,
     })
 }
 
@@ -204,4 +208,34 @@ async fn min_pool_size_does_not_exceed_the_database_budget() {
         other => panic!("expected no room, got {:?}", other.err()),
     }
     server.expect_open(1).await;
+}
+
+#[tokio::test]
+async fn a_reload_resizes_live_pools_without_closing_busy_connections() {
+    let server = Server::start().await;
+    let pools = pools(0);
+    let pool = pools.get(&server.addr, &login("app", "db"));
+    let first = pool.checkout().await.unwrap();
+    let second = pool.checkout().await.unwrap();
+    let mut s = (*pools.settings.load_full()).clone();
+    s.size = 1;
+    pools.apply(s.clone());
+    // Both busy connections stay open; nothing new is lent while over the new size.
+    server.expect_open(2).await;
+    assert_eq!(pool.counts(), (2, 0));
+    first.release();
+    let err = pool.checkout().await.err().unwrap();
+    assert!(
+        matches!(err, PoolError::WaitTimeout(_, Limit::PoolSize(1))),
+        "{err}"
+    );
+    second.release();
+    let c = pool.checkout().await.unwrap();
+    assert!(pool.checkout().await.is_err());
+    s.size = 3;
+    pools.apply(s);
+    let d = pool.checkout().await.unwrap();
+    let e = pool.checkout().await.unwrap();
+    assert_eq!(pool.counts().0, 3);
+    drop((c, d, e));
 }

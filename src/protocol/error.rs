@@ -43,6 +43,15 @@ impl PgError {
         }
     }
 
+    /// An error that ends the statement, not the session.
+    #[must_use]
+    pub fn error(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            severity: Severity::Error,
+            ..Self::fatal(code, message)
+        }
+    }
+
     #[must_use]
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());

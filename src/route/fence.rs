@@ -68,7 +68,7 @@ pub fn why_not(topology: &Topology, listener: &Listener, member: &str) -> String
         format!("it is {}", m.record.state)
     } else if m.record.tags.noloadbalance {
         "it has the noloadbalance tag".to_owned()
-    } else if let (Some(lag), Some(max)) = (m.lag_bytes, listener.max_lag) {
+    } else if let (Some(lag), Some(max)) = (m.lag_bytes, listener.tuning.load().max_lag) {
         if lag > max {
             format!("it is {lag} bytes behind the leader (max_lag {max})")
         } else {

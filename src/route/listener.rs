@@ -6,17 +6,16 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::SessionRegistry;
 use crate::config::{Balance, ListenerConfig, ListenerRole};
 use crate::topology::{Member, Service, Topology};
 
-/// One listening port and the role it serves.
-pub struct Listener {
-    pub name: String,
-    pub addr: SocketAddr,
-    pub service: Service,
+/// The settings of a listener that a reload may change (one swap, read per connect).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tuning {
     pub balance: Balance,
     /// Bytes; replica services only.
     pub max_lag: Option<u64>,
@@ -24,6 +23,28 @@ pub struct Listener {
     /// Primary listeners: how long new work waits while the leader changes.
     pub switchover_hold_timeout: Duration,
     pub server_connect_timeout: Duration,
+}
+
+impl Tuning {
+    #[must_use]
+    pub fn from_config(c: &ListenerConfig) -> Self {
+        Self {
+            balance: c.balance,
+            max_lag: c.max_lag.map(|s| s.0),
+            connect_wait: c.connect_wait.0,
+            switchover_hold_timeout: c.switchover_hold_timeout.0,
+            server_connect_timeout: c.server_connect_timeout.0,
+        }
+    }
+}
+
+/// One listening port and the role it serves.
+pub struct Listener {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub service: Service,
+    /// Balance, lag and timeouts; swapped whole on reload.
+    pub tuning: ArcSwap<Tuning>,
     /// Round-robin position.
     pub rr: AtomicUsize,
     pub sessions: Arc<SessionRegistry>,
@@ -45,11 +66,7 @@ impl Listener {
                 ListenerRole::Sync => Service::Sync,
                 ListenerRole::Async => Service::Async,
             },
-            balance: c.balance,
-            max_lag: c.max_lag.map(|s| s.0),
-            connect_wait: c.connect_wait.0,
-            switchover_hold_timeout: c.switchover_hold_timeout.0,
-            server_connect_timeout: c.server_connect_timeout.0,
+            tuning: ArcSwap::from_pointee(Tuning::from_config(c)),
             rr: AtomicUsize::new(0),
             sessions: Arc::default(),
             pool: crate::pool::PoolSetup::from_config(c),
@@ -64,7 +81,7 @@ impl Listener {
     #[must_use]
     pub fn candidates<'a>(&self, topology: &'a Topology) -> Vec<&'a Member> {
         let mut set: Vec<&Member> = topology
-            .candidates(self.service, self.max_lag)
+            .candidates(self.service, self.tuning.load().max_lag)
             .filter(|m| !topology.leaving(m.name()))
             .collect();
         if set.is_empty() {
@@ -84,10 +101,11 @@ impl Listener {
     /// listener while the leader changes, `switchover_hold_timeout` if longer.
     #[must_use]
     pub fn wait_limit(&self, topology: &Topology) -> Duration {
+        let t = self.tuning.load();
         if self.service == Service::Primary && topology.leader_changing() {
-            self.connect_wait.max(self.switchover_hold_timeout)
+            t.connect_wait.max(t.switchover_hold_timeout)
         } else {
-            self.connect_wait
+            t.connect_wait
         }
     }
 
@@ -98,7 +116,8 @@ impl Listener {
     #[must_use]
     pub fn wait_limit_unreachable(&self, topology: &Topology) -> Duration {
         if self.service == Service::Primary {
-            self.connect_wait.max(self.switchover_hold_timeout)
+            let t = self.tuning.load();
+            t.connect_wait.max(t.switchover_hold_timeout)
         } else {
             self.wait_limit(topology)
         }
@@ -107,7 +126,7 @@ impl Listener {
     /// Whether `member` may serve this listener in `topology`.
     #[must_use]
     pub fn serves(&self, topology: &Topology, member: &str) -> bool {
-        topology.serves(self.service, self.max_lag, member)
+        topology.serves(self.service, self.tuning.load().max_lag, member)
             || self.promoting(topology).is_some_and(|m| m.name() == member)
     }
 }

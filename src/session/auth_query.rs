@@ -88,9 +88,10 @@ impl AuthSetup {
             database: database.to_owned(),
             creds: query.creds.clone(),
         };
-        let settings = &setup.pools.settings;
+        let settings = setup.settings();
         let answer = with_member(shared, listener, |addr| {
             let login = &login;
+            let settings = &settings;
             async move {
                 let mut conn = match ServerConn::open(&addr, login, settings.connect_timeout).await
                 {

@@ -86,7 +86,7 @@ where
                 .into_iter()
                 .filter(|m| !failed.iter().any(|f| f == m.name()))
                 .collect();
-            pick(&cands, listener.balance, &listener.rr, |n| {
+            pick(&cands, listener.tuning.load().balance, &listener.rr, |n| {
                 listener.sessions.count(n)
             })
             .map(|m| {
@@ -151,15 +151,11 @@ async fn try_member(
     addr: BackendAddr,
 ) -> Attempt<Backend> {
     let connect = TcpStream::connect((addr.host.as_str(), addr.port));
-    let stream = match tokio::time::timeout(listener.server_connect_timeout, connect).await {
+    let limit = listener.tuning.load().server_connect_timeout;
+    let stream = match tokio::time::timeout(limit, connect).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Attempt::Failed(e.to_string()),
-        Err(_) => {
-            return Attempt::Failed(format!(
-                "no answer within {:?}",
-                listener.server_connect_timeout
-            ))
-        }
+        Err(_) => return Attempt::Failed(format!("no answer within {limit:?}")),
     };
     let _ = stream.set_nodelay(true);
     // Register before the final check: a publish after this point fences us, a publish

@@ -1,6 +1,7 @@
 //! After the member is chosen: bytes both ways without decoding. Only backend message
 //! headers are followed, to find BackendKeyData (for cancel routing) and to know whether
-//! a FATAL can be injected at a message boundary when the session is fenced.
+//! a FATAL can be injected at a message boundary when the session is fenced, and
+//! ReadyForQuery, to end the session between transactions when rolegate stops.
 
 use std::pin::pin;
 use std::sync::Arc;
@@ -11,8 +12,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
+use super::clients::{ClientInfo, ClientState, ServerLink};
 use super::connect::Backend;
-use super::Shared;
+use super::{shutting_down, Shared};
 use crate::protocol::frame::{parse_backend_key, BoundaryTracker, Seen, BACKEND_KEY_DATA};
 use crate::protocol::io::cancel_packet;
 use crate::protocol::{CancelKey, PgError, ProtocolError};
@@ -27,6 +29,10 @@ enum End {
     ClientClosed,
     ServerClosed,
     Failed(ProtocolError),
+    /// rolegate is stopping and the session is between transactions.
+    Stopping,
+    /// KILL, or the shutdown timeout: the reason for the client.
+    Killed(String),
 }
 
 /// What the killer needs to know about the client side of the stream.
@@ -38,6 +44,8 @@ struct ClientSide {
     /// The listener's counters (bytes).
     stats: Arc<ListenerStats>,
     cancel_guard: Option<CancelGuard>,
+    /// The server's last ReadyForQuery said idle (no transaction open, nothing owed).
+    idle: bool,
 }
 
 /// Forwards the startup packet, then copies both ways until an end or a fence.
@@ -47,6 +55,7 @@ pub async fn run(
     mut client: TcpStream,
     backend: Backend,
     startup: &[u8],
+    info: &ClientInfo,
 ) -> Result<(), ProtocolError> {
     let Backend {
         mut stream,
@@ -56,6 +65,16 @@ pub async fn run(
     } = backend;
     tracing::Span::current().record("member", addr.member.as_str());
     tracing::info!(member = %addr.member, "routed");
+    let now = std::time::SystemTime::now();
+    let link = ServerLink {
+        member: addr.member.clone(),
+        host: addr.host.clone(),
+        port: addr.port,
+        pid: 0,
+        connected: now,
+        since: now,
+    };
+    info.set(ClientState::Active, Some(link));
     stream.write_all(startup).await?;
     let _active = listener.stats.clients_active.enter();
     let mut side = ClientSide {
@@ -66,7 +85,7 @@ pub async fn run(
     let (mut sr, mut sw) = stream.split();
     let ended = {
         let copy = pin!(copy(
-            &mut cr, &mut cw, &mut sr, &mut sw, &mut side, shared, &addr
+            &mut cr, &mut cw, &mut sr, &mut sw, &mut side, shared, &addr, info
         ));
         tokio::select! {
             end = copy => Ok(end),
@@ -75,6 +94,23 @@ pub async fn run(
     };
     match ended {
         Ok(End::Failed(e)) => Err(e),
+        Ok(End::Stopping) => {
+            let err = shutting_down();
+            let _ =
+                tokio::time::timeout(Duration::from_millis(100), cw.write_all(&err.encode())).await;
+            Ok(())
+        }
+        Ok(End::Killed(message)) => {
+            tracing::warn!("{message}");
+            if !side.writing && side.tracker.at_boundary() {
+                let err = PgError::fatal("57P01", message)
+                    .with_hint("rolegate ended this session (admin KILL or shutdown). Reconnect.");
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(100), cw.write_all(&err.encode()))
+                        .await;
+            }
+            Ok(())
+        }
         Err(Ok(reason)) => {
             fenced(&mut cw, &side, &reason).await;
             Ok(())
@@ -97,6 +133,9 @@ async fn fenced(cw: &mut WriteHalf<'_>, side: &ClientSide, reason: &KillReason) 
     let _ = cw.shutdown().await;
 }
 
+// The two stream halves each way plus the session's context; grouping them would only
+// move the same borrows into a struct.
+#[allow(clippy::too_many_arguments)]
 async fn copy(
     cr: &mut ReadHalf<'_>,
     cw: &mut WriteHalf<'_>,
@@ -105,12 +144,16 @@ async fn copy(
     side: &mut ClientSide,
     shared: &Shared,
     addr: &BackendAddr,
+    info: &ClientInfo,
 ) -> End {
     let mut cbuf = vec![0u8; BUF];
     let mut sbuf = vec![0u8; BUF];
     let mut seen: Vec<Seen> = Vec::new();
     loop {
+        let idle = side.idle && side.tracker.at_boundary();
         tokio::select! {
+            reason = info.killed() => return End::Killed(reason),
+            () = shared.gate.stopping(), if idle => return End::Stopping,
             r = cr.read(&mut cbuf) => match r {
                 Ok(0) | Err(_) => return End::ClientClosed,
                 Ok(n) => {
@@ -121,12 +164,18 @@ async fn copy(
             r = sr.read(&mut sbuf) => match r {
                 Ok(0) | Err(_) => return End::ServerClosed,
                 Ok(n) => {
-                    let wanted: &[u8] = if side.cancel_guard.is_none() { &[BACKEND_KEY_DATA] } else { &[] };
+                    let wanted: &[u8] = if side.cancel_guard.is_none() { &[BACKEND_KEY_DATA, b'Z'] } else { b"Z" };
                     if let Err((tag, len)) = side.tracker.feed(&sbuf[..n], wanted, &mut seen) {
                         return End::Failed(ProtocolError::MessageLength { tag: char::from(tag), len });
                     }
                     for s in seen.drain(..) {
-                        if let Some((pid, secret)) = parse_backend_key(&s.body) {
+                        if s.tag == b'Z' {
+                            side.idle = s.body.first() == Some(&b'I');
+                        } else if let Some((pid, secret)) = parse_backend_key(&s.body) {
+                            if let Some(mut link) = info.row().server {
+                                link.pid = pid;
+                                info.set(ClientState::Active, Some(link));
+                            }
                             let key = CancelKey { pid, secret: secret.into() };
                             side.cancel_guard = Some(shared.cancels.insert(key, CancelTarget::Direct(addr.clone())));
                         }

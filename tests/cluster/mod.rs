@@ -9,6 +9,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod client;
+pub mod console;
 mod http;
 mod patroni;
 mod pg;

@@ -9,6 +9,37 @@ use super::Cluster;
 /// A child process killed on drop.
 pub struct Proc(Child);
 
+impl Proc {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Sends `signal` (a `kill` name: HUP, TERM, INT).
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{signal} {}", self.pid());
+    }
+
+    /// Waits up to `timeout` for the process to exit; its status, or `None` if still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                return Some(status);
+            }
+            if start.elapsed() > timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -21,6 +52,7 @@ impl Drop for Proc {
 /// every port in `ports` accepts.
 pub fn rolegate(cluster: &Cluster, name: &str, rest: &str, ports: &[u16]) -> Proc {
     let dir = cluster.dir();
+    let rest = without_default_admin_port(rest);
     let text = format!(
         "[cluster]\nscope = \"{}\"\n[dcs.etcd]\nendpoints = [\"{}\"]\n{rest}",
         cluster.scope(),
@@ -96,5 +128,17 @@ pub fn wait_port(port: u16) {
             "port {port} never listened"
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The admin server's default port (7000) would clash between tests running at once:
+/// unless a test names its own `[admin] http`, the admin server is turned off.
+fn without_default_admin_port(rest: &str) -> String {
+    if rest.contains("http =") {
+        rest.to_owned()
+    } else if rest.contains("[admin]") {
+        rest.replacen("[admin]\n", "[admin]\nhttp = \"\"\n", 1)
+    } else {
+        format!("{rest}\n[admin]\nhttp = \"\"\n")
     }
 }

@@ -211,7 +211,7 @@ impl Proxy {
     /// optional `[auth]` body; everything else gets the config defaults.
     pub async fn start_toml(specs: &[String], auth: Option<&str>) -> Self {
         let store = Arc::new(TopologyStore::new());
-        let mut shared = Shared::new(store.clone());
+        let shared = Shared::new(store.clone());
         let mut text = String::from("[cluster]\nscope = \"demo\"\n");
         if let Some(a) = auth {
             let _ = writeln!(text, "[auth]\n{a}");
@@ -227,10 +227,12 @@ impl Proxy {
             tcps.push((tcp, addr));
         }
         let config = rolegate::config::parse(&text, "test").unwrap();
-        shared.auth = config
-            .auth
-            .as_ref()
-            .map(|a| AuthSetup::from_config(a).unwrap());
+        shared.auth.store(
+            config
+                .auth
+                .as_ref()
+                .map(|a| Arc::new(AuthSetup::from_config(a).unwrap())),
+        );
         let shared = Arc::new(shared);
         let mut bound = Vec::new();
         let mut addrs = Vec::new();

@@ -19,9 +19,9 @@ impl Auth {
     #[must_use]
     pub fn from_config(c: &AdminConfig) -> Self {
         Self {
-            token: c.token.clone(),
+            token: c.token.as_ref().map(|t| t.expose().to_owned()),
             basic: match (&c.user, &c.password) {
-                (Some(u), Some(p)) => Some(format!("{u}:{p}")),
+                (Some(u), Some(p)) => Some(format!("{u}:{}", p.expose())),
                 _ => None,
             },
         }

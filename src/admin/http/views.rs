@@ -241,7 +241,7 @@ pub fn pools(state: &AdminState) -> Vec<PoolView> {
                 active: active as u64,
                 idle: idle as u64,
                 waiting: pool.waiting.get(),
-                size: pool.settings.size as u64,
+                size: pool.settings.load().size as u64,
                 opened: pool.opened.load(std::sync::atomic::Ordering::Relaxed),
                 closed: pool.closed.load(std::sync::atomic::Ordering::Relaxed),
                 draining: pool.is_draining(),
@@ -267,7 +267,7 @@ pub fn role_set(state: &AdminState, t: &Topology, service: Service) -> Vec<Strin
         .load()
         .iter()
         .find(|l| l.service == service)
-        .and_then(|l| l.max_lag);
+        .and_then(|l| l.tuning.load().max_lag);
     t.candidates(service, max_lag)
         .map(|m| m.name().to_owned())
         .collect()

@@ -10,7 +10,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::params::ClientParams;
-use super::{Client, Held, Shared};
+use super::{Client, ClientInfo, Held, Shared};
 use crate::auth::authenticate_client;
 use crate::config::PoolMode;
 use crate::pool::{Login, PoolSetup};
@@ -27,13 +27,15 @@ pub async fn login<'a>(
     setup: &'a PoolSetup,
     stream: &mut TcpStream,
     startup: &BTreeMap<String, String>,
+    info: &'a ClientInfo,
 ) -> Result<Option<(Box<Client<'a>>, Option<Held>)>, ProtocolError> {
-    let Ok(slot) = setup.clients.clone().try_acquire_owned() else {
+    let Ok(slot) = setup.clients.try_acquire() else {
         let e = PgError::fatal(
             "53300",
             format!(
                 "rolegate: too many clients on listener {} (max_client_conn {})",
-                listener.name, setup.max_client_conn
+                listener.name,
+                setup.clients.size()
             ),
         )
         .with_hint("Retry later, or raise max_client_conn.");
@@ -44,7 +46,7 @@ pub async fn login<'a>(
         .get("database")
         .cloned()
         .unwrap_or_else(|| user.clone());
-    let Some(auth) = &shared.auth else {
+    let Some(auth) = shared.auth.load_full() else {
         let e = PgError::fatal(
             "28000",
             "rolegate: this listener pools but no [auth] is configured",
@@ -82,6 +84,7 @@ pub async fn login<'a>(
         params: ClientParams::from_startup(startup),
         target,
         sticky: None,
+        info,
         _slot: slot,
         _cancel: cancel,
     });

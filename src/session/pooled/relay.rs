@@ -3,24 +3,25 @@
 //! when a transaction ends (ReadyForQuery idle with nothing owed) and the server can go
 //! back to the pool.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::backend::Backend;
+use super::bufs::Bufs;
+use super::ending::{apply_effects, finish, killed, lost, query_done};
 use super::expect::Expected;
 use super::frontend::{Ctx, Flow, Frontend};
 use super::replay::{refused_unrun, Replay, MAX_REPLAYS};
-use super::tally::{absorb, QueryClock};
-use super::{apply, Client, Held};
+use super::{Client, Held};
 use crate::config::PoolMode;
-use crate::pool::prepared::ServerStatements;
 use crate::protocol::frame::Seen;
+use crate::protocol::io::parse_parameter_status;
 use crate::protocol::{PgError, ProtocolError};
+use crate::session::{shutting_down, Stop};
 use crate::topology::Service;
 
-const BUF: usize = 8 * 1024;
 /// A client Terminate message.
 const TERMINATE: [u8; 5] = [b'X', 0, 0, 0, 4];
 
@@ -41,46 +42,6 @@ enum Step {
     Retry,
 }
 
-/// Read and write buffers; held only while a server is lent, so an idle client costs
-/// its socket and little else.
-struct Bufs {
-    client_in: Vec<u8>,
-    server_in: Vec<u8>,
-    out: Vec<u8>,
-}
-
-/// Buffers given back by sessions that released their server, reused by the next
-/// transaction on the same thread instead of allocating and zeroing 24 KB each time.
-const SPARE_BUFS: usize = 64;
-
-thread_local! {
-    static SPARE: std::cell::RefCell<Vec<Bufs>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-impl Bufs {
-    fn new() -> Self {
-        SPARE.with_borrow_mut(Vec::pop).unwrap_or_else(|| Self {
-            client_in: vec![0; BUF],
-            server_in: vec![0; BUF],
-            out: Vec::with_capacity(BUF),
-        })
-    }
-
-    /// Keeps `bufs` for the next transaction on this thread (or frees it, past the cap).
-    fn recycle(bufs: Option<Self>) {
-        let Some(mut b) = bufs else { return };
-        if b.out.capacity() > 4 * BUF {
-            return; // grown by a big message: let it go
-        }
-        b.out.clear();
-        SPARE.with_borrow_mut(|spare| {
-            if spare.len() < SPARE_BUFS {
-                spare.push(b);
-            }
-        });
-    }
-}
-
 /// The protocol state of one pooled session.
 struct Relay {
     front: Frontend,
@@ -89,9 +50,10 @@ struct Relay {
     flow: Flow,
     bufs: Option<Bufs>,
     replay: Option<Replay>,
-    /// Query latency: when the oldest unanswered request went to the server.
-    clock: QueryClock,
-    /// ReadyForQuery and ParameterStatus messages of the last server chunk (kept to reuse).
+    /// When the oldest request the server has not answered with ReadyForQuery was sent.
+    query_sent: Option<Instant>,
+    /// ReadyForQuery, ParameterStatus and ErrorResponse messages of the last server chunk
+    /// (kept to reuse its allocation).
     seen: Vec<Seen>,
 }
 
@@ -101,8 +63,9 @@ pub async fn run(
     mut stream: TcpStream,
     mut held: Option<Held>,
 ) -> Result<(), ProtocolError> {
-    let tracking = (c.setup.mode == PoolMode::Transaction && c.setup.max_prepared_statements > 0)
-        .then_some(c.setup.max_prepared_statements);
+    let max_prepared = c.setup.settings().max_prepared_statements;
+    let tracking =
+        (c.setup.mode == PoolMode::Transaction && max_prepared > 0).then_some(max_prepared);
     let mut r = Relay {
         front: Frontend::new(tracking),
         back: Backend::default(),
@@ -110,7 +73,7 @@ pub async fn run(
         flow: Flow::default(),
         bufs: None,
         replay: None,
-        clock: QueryClock::default(),
+        query_sent: None,
         seen: Vec::new(),
     };
     loop {
@@ -131,6 +94,15 @@ pub async fn run(
                     c.release(h);
                 }
                 Bufs::recycle(r.bufs.take());
+                if c.shared.gate.stop_state() != Stop::Running {
+                    // The transaction is done; rolegate is stopping, so the session is too.
+                    let _ = tokio::time::timeout(
+                        Duration::from_millis(100),
+                        stream.write_all(&shutting_down().encode()),
+                    )
+                    .await;
+                    return Ok(());
+                }
             }
             Step::Left { clean } => {
                 if let Some(h) = held.take() {
@@ -174,8 +146,12 @@ impl Relay {
             self.expected = Expected::default();
             return self.lend(c, n, stream).await;
         }
-        if stream.readable().await.is_err() {
-            return Ok((Step::Left { clean: true }, None));
+        tokio::select! {
+            r = stream.readable() => if r.is_err() {
+                return Ok((Step::Left { clean: true }, None));
+            },
+            reason = c.info.killed() => return Ok((Step::Fail(killed(reason)), None)),
+            () = c.shared.gate.stopping() => return Ok((Step::Fail(shutting_down()), None)),
         }
         let bufs = self.bufs.get_or_insert_with(Bufs::new);
         let n = match stream.try_read(&mut bufs.client_in) {
@@ -250,7 +226,9 @@ impl Relay {
         if !bufs.out.is_empty() && conn.stream.write_all(&bufs.out).await.is_err() {
             return Ok(Step::Fail(lost()));
         }
-        self.clock.sent(self.flow);
+        if self.query_sent.is_none() && self.flow.pending > 0 {
+            self.query_sent = Some(Instant::now());
+        }
         // Answers rolegate made up with nothing owed before them are due now.
         if self.back.at_boundary() {
             bufs.out.clear();
@@ -279,7 +257,11 @@ impl Relay {
         stream: &mut TcpStream,
     ) -> Result<Step, ProtocolError> {
         let in_txn_idle = self.flow.pending == 0 && self.flow.status != b'I';
-        let idle_limit = c.setup.idle_transaction_timeout.filter(|_| in_txn_idle);
+        let idle_limit = if in_txn_idle {
+            c.setup.settings().idle_transaction_timeout
+        } else {
+            None
+        };
         // No timer at all unless one can fire: arming one per step costs a timer-wheel lock.
         let idle_timer = async {
             match idle_limit {
@@ -287,6 +269,7 @@ impl Relay {
                 None => std::future::pending().await,
             }
         };
+        let idle_now = self.idle();
         let bufs = self.bufs.get_or_insert_with(Bufs::new);
         let Held { checkout, kill, .. } = h;
         let conn = checkout.conn();
@@ -295,6 +278,8 @@ impl Relay {
         let got = tokio::select! {
             r = stream.read(&mut bufs.client_in) => Got::Client(r),
             r = conn.stream.read(&mut bufs.server_in) => Got::Server(r),
+            reason = c.info.killed() => return Ok(Step::Fail(killed(reason))),
+            () = c.shared.gate.stopping(), if idle_now => return Ok(Step::Fail(shutting_down())),
             reason = kill => {
                 let message = reason.map_or_else(|_| "rolegate is shutting down".to_owned(), |r| r.message);
                 tracing::warn!("{message}");
@@ -335,10 +320,22 @@ impl Relay {
         )?;
         apply_effects(c, &mut self.expected, &mut conn.statements);
         let stats = &c.listener.stats;
-        absorb(seen, &mut self.flow, &mut self.clock, stats, |k, v| {
-            c.params.set(&k, &v);
-            conn.params.insert(k, v);
-        });
+        for s in seen.iter() {
+            match s.tag {
+                b'Z' => {
+                    self.flow.pending = self.flow.pending.saturating_sub(1);
+                    self.flow.status = s.body.first().copied().unwrap_or(b'I');
+                    query_done(&mut self.query_sent, self.flow, stats);
+                }
+                b'E' => stats.errors.record_response(&s.body),
+                _ => {
+                    if let Some((k, v)) = parse_parameter_status(&s.body) {
+                        c.params.set(&k, &v);
+                        conn.params.insert(k, v);
+                    }
+                }
+            }
+        }
         stats.bytes_sent.add(bufs.out.len() as u64);
         if !bufs.out.is_empty() && stream.write_all(&bufs.out).await.is_err() {
             return Ok(Step::Left { clean: false });
@@ -351,52 +348,4 @@ impl Relay {
 enum Got {
     Client(std::io::Result<usize>),
     Server(std::io::Result<usize>),
-}
-
-/// Brings the server's statement cache in line with what its answers showed.
-fn apply_effects(c: &Client<'_>, expected: &mut Expected, statements: &mut ServerStatements) {
-    let fx = &mut expected.effects;
-    for s in fx.prepared.drain(..) {
-        c.setup
-            .known_statements
-            .add(&c.login.database, &c.login.user, s);
-    }
-    if fx.reset {
-        statements.clear();
-        fx.reset = false;
-    }
-    for s in fx.not_prepared.drain(..) {
-        statements.remove(&s);
-    }
-    for s in fx.still_prepared.drain(..) {
-        statements.restore(s);
-    }
-}
-
-/// The client is gone: a clean server goes back to the pool (after the reset query in
-/// session mode); any other is closed by dropping it.
-async fn finish(c: &Client<'_>, mut h: Held, clean: bool) {
-    if !clean {
-        return;
-    }
-    if c.setup.mode == PoolMode::Session && !c.setup.reset_query.is_empty() {
-        let reset = tokio::time::timeout(
-            Duration::from_secs(5),
-            apply(h.checkout.conn(), &c.setup.reset_query),
-        )
-        .await;
-        if !matches!(reset, Ok(Ok(()))) {
-            return;
-        }
-        h.checkout.conn().statements.clear();
-    }
-    c.release(h);
-}
-
-fn lost() -> PgError {
-    PgError::fatal(
-        "08006",
-        "rolegate: the server connection was lost in the middle of a transaction",
-    )
-    .with_hint("Reconnect and retry the transaction.")
 }

@@ -1,0 +1,299 @@
+//! Every client connection past its startup packet, across listeners: who it is, what it
+//! is doing (idle, waiting for a server, active on one), and a kill switch. The admin
+//! console lists it (SHOW CLIENTS, SHOW SERVERS), KILL and shutdown end sessions through
+//! it. A session updates only its own entry, so the registry lock is taken twice per
+//! connection (join, leave), never per transaction.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+
+use tokio_util::sync::CancellationToken;
+
+/// What a client is doing now (PgBouncer's client states).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientState {
+    /// Authenticating.
+    Login,
+    /// Between transactions, holding no server.
+    Idle,
+    /// Waiting for a server connection (or for RESUME).
+    Waiting,
+    /// Using a server connection.
+    Active,
+}
+
+impl ClientState {
+    /// The name SHOW CLIENTS prints.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Login => "login",
+            Self::Idle => "idle",
+            Self::Waiting => "waiting",
+            Self::Active => "active",
+        }
+    }
+}
+
+/// The server connection a client is using.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerLink {
+    pub member: String,
+    pub host: String,
+    pub port: u16,
+    /// The server's backend pid (from BackendKeyData; 0 if unknown).
+    pub pid: i32,
+    /// When the server connection was opened.
+    pub connected: SystemTime,
+    /// When this client got it.
+    pub since: SystemTime,
+}
+
+/// What changes during a session.
+#[derive(Debug, Clone)]
+struct Now {
+    state: ClientState,
+    /// When `state` was entered.
+    since: SystemTime,
+    server: Option<ServerLink>,
+}
+
+/// One client.
+pub struct ClientInfo {
+    pub id: u64,
+    pub listener: Arc<str>,
+    pub user: String,
+    pub database: String,
+    pub peer: SocketAddr,
+    pub connected: SystemTime,
+    /// Whether the listener pools (else the session is passed through to one member).
+    pub pooled: bool,
+    now: Mutex<Now>,
+    /// Fires when the session must end; `reason` says why.
+    kill: CancellationToken,
+    reason: Mutex<Option<String>>,
+    /// Transactions (pooled) the client ran, for SHOW CLIENTS-like views.
+    pub transactions: AtomicU64,
+}
+
+/// A read-only copy of a client, for listing.
+#[derive(Debug, Clone)]
+pub struct ClientRow {
+    pub id: u64,
+    pub listener: Arc<str>,
+    pub user: String,
+    pub database: String,
+    pub peer: SocketAddr,
+    pub connected: SystemTime,
+    pub pooled: bool,
+    pub state: ClientState,
+    pub since: SystemTime,
+    pub server: Option<ServerLink>,
+}
+
+impl ClientInfo {
+    fn lock(&self) -> MutexGuard<'_, Now> {
+        self.now.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Enters `state`; `server` is the connection in use (Active) or `None`.
+    pub fn set(&self, state: ClientState, server: Option<ServerLink>) {
+        let mut now = self.lock();
+        if now.state != state {
+            now.since = SystemTime::now();
+        }
+        if state == ClientState::Active && now.state != ClientState::Active {
+            self.transactions.fetch_add(1, Ordering::Relaxed);
+        }
+        now.state = state;
+        now.server = server;
+    }
+
+    #[must_use]
+    pub fn state(&self) -> ClientState {
+        self.lock().state
+    }
+
+    /// Asks the session to end, telling the client `reason` (SQLSTATE 57P01).
+    pub fn kill(&self, reason: &str) {
+        let mut r = self.reason.lock().unwrap_or_else(PoisonError::into_inner);
+        if r.is_none() {
+            *r = Some(reason.to_owned());
+        }
+        drop(r);
+        self.kill.cancel();
+    }
+
+    /// Resolves once `kill` was called.
+    pub async fn killed(&self) -> String {
+        self.kill.cancelled().await;
+        self.kill_reason()
+            .unwrap_or_else(|| "rolegate ended the session".into())
+    }
+
+    /// Why the session was killed, if it was.
+    #[must_use]
+    pub fn kill_reason(&self) -> Option<String> {
+        self.reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    #[must_use]
+    pub fn row(&self) -> ClientRow {
+        let now = self.lock().clone();
+        ClientRow {
+            id: self.id,
+            listener: self.listener.clone(),
+            user: self.user.clone(),
+            database: self.database.clone(),
+            peer: self.peer,
+            connected: self.connected,
+            pooled: self.pooled,
+            state: now.state,
+            since: now.since,
+            server: now.server,
+        }
+    }
+}
+
+/// Who a new client is.
+pub struct NewClient<'a> {
+    pub id: u64,
+    pub listener: &'a str,
+    pub user: &'a str,
+    pub database: &'a str,
+    pub peer: SocketAddr,
+    pub pooled: bool,
+}
+
+/// All clients.
+#[derive(Default)]
+pub struct ClientRegistry {
+    map: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
+}
+
+/// Keeps a client listed; dropping it removes the entry.
+pub struct ClientGuard {
+    registry: Arc<ClientRegistry>,
+    pub info: Arc<ClientInfo>,
+}
+
+impl Drop for ClientGuard {
+    fn drop(&mut self) {
+        self.registry.lock().remove(&self.info.id);
+    }
+}
+
+impl ClientRegistry {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, Arc<ClientInfo>>> {
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Lists a client in the Login state.
+    pub fn join(self: &Arc<Self>, c: &NewClient<'_>) -> ClientGuard {
+        let now = SystemTime::now();
+        let info = Arc::new(ClientInfo {
+            id: c.id,
+            listener: Arc::from(c.listener),
+            user: c.user.to_owned(),
+            database: c.database.to_owned(),
+            peer: c.peer,
+            connected: now,
+            pooled: c.pooled,
+            now: Mutex::new(Now {
+                state: ClientState::Login,
+                since: now,
+                server: None,
+            }),
+            kill: CancellationToken::new(),
+            reason: Mutex::new(None),
+            transactions: AtomicU64::new(0),
+        });
+        self.lock().insert(c.id, info.clone());
+        ClientGuard {
+            registry: self.clone(),
+            info,
+        }
+    }
+
+    /// Every client, oldest first.
+    #[must_use]
+    pub fn rows(&self) -> Vec<ClientRow> {
+        let all: Vec<Arc<ClientInfo>> = self.lock().values().cloned().collect();
+        all.iter().map(|c| c.row()).collect()
+    }
+
+    /// How many clients are listed.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Kills the clients `which` selects; returns how many.
+    pub fn kill_where(&self, which: impl Fn(&ClientRow) -> bool, reason: &str) -> usize {
+        let all: Vec<Arc<ClientInfo>> = self.lock().values().cloned().collect();
+        let mut n = 0;
+        for c in all {
+            if which(&c.row()) {
+                c.kill(reason);
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(reg: &Arc<ClientRegistry>, id: u64, db: &str) -> ClientGuard {
+        reg.join(&NewClient {
+            id,
+            listener: "primary:5000",
+            user: "app",
+            database: db,
+            peer: "127.0.0.1:40000".parse().unwrap(),
+            pooled: true,
+        })
+    }
+
+    #[tokio::test]
+    async fn lists_states_and_kills_by_selection() {
+        let reg = Arc::new(ClientRegistry::default());
+        let a = client(&reg, 1, "app");
+        let b = client(&reg, 2, "other");
+        a.info.set(ClientState::Idle, None);
+        b.info.set(ClientState::Waiting, None);
+        let rows = reg.rows();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].state, ClientState::Idle);
+        assert_eq!(rows[1].state, ClientState::Waiting);
+        assert_eq!(reg.kill_where(|r| r.database == "other", "KILL other"), 1);
+        assert_eq!(b.info.killed().await, "KILL other");
+        assert!(a.info.kill_reason().is_none());
+        drop(b);
+        assert_eq!(reg.len(), 1);
+    }
+
+    #[test]
+    fn active_counts_transactions() {
+        let reg = Arc::new(ClientRegistry::default());
+        let a = client(&reg, 1, "app");
+        for _ in 0..3 {
+            a.info.set(ClientState::Active, None);
+            a.info.set(ClientState::Idle, None);
+        }
+        assert_eq!(a.info.transactions.load(Ordering::Relaxed), 3);
+    }
+}

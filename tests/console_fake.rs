@@ -1,0 +1,133 @@
+//! The admin console in process, through tokio-postgres (a real driver) against fake
+//! backends: the result sets decode, numbers are real (a waiting client shows in
+//! cl_waiting), permissions and syntax errors carry their SQLSTATE, and a PAUSE whose
+//! console client goes away stops waiting. The real-cluster version is `admin_console.rs`.
+
+mod fake;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fake::{member_json, query, read_msg, FakeBackend, Proxy};
+use tokio::io::AsyncWriteExt;
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+async fn setup() -> (FakeBackend, Proxy) {
+    let b = FakeBackend::start(401).await;
+    let spec = "name = \"rw\"\nrole = \"primary\"\npool_mode = \"transaction\"\npool_size = 1\nquery_wait_timeout = \"5s\"\n";
+    let proxy = Proxy::start_toml(&[spec.to_owned()], Some("type = \"trust\"")).await;
+    let text =
+        "[cluster]\nscope = \"demo\"\n[admin]\nadmin_users = [\"ops\"]\nstats_users = [\"mon\"]\n";
+    let config = rolegate::config::parse(text, "test").unwrap();
+    proxy.shared.config.store(Some(Arc::new(config)));
+    let members = [("pg1", member_json(b.addr, "primary", "running", 1000))];
+    proxy.publish(&fake::keys(Some("pg1"), &members, None));
+    (b, proxy)
+}
+
+async fn console(proxy: &Proxy, user: &str) -> Result<Client, tokio_postgres::Error> {
+    let a = proxy.addrs[0];
+    let conninfo = format!(
+        "host={} port={} user={user} dbname=pgbouncer sslmode=disable",
+        a.ip(),
+        a.port()
+    );
+    let (client, conn) = tokio_postgres::connect(&conninfo, NoTls).await?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
+/// Rows as (column, value) lists.
+async fn show(c: &Client, sql: &str) -> Vec<Vec<(String, Option<String>)>> {
+    c.simple_query(sql)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(
+                r.columns()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, col)| (col.name().to_owned(), r.get(i).map(str::to_owned)))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+fn get<'a>(row: &'a [(String, Option<String>)], col: &str) -> Option<&'a str> {
+    row.iter()
+        .find(|(c, _)| c == col)
+        .and_then(|(_, v)| v.as_deref())
+}
+
+#[tokio::test]
+async fn a_driver_reads_real_counts_and_errors_carry_sqlstates() {
+    let (_b, proxy) = setup().await;
+    let admin = console(&proxy, "ops").await.unwrap();
+    // One client holds the only server in a transaction; a second one waits for it.
+    let (mut holder, _, _) = proxy.client(0).await;
+    let (mut waiter, _, _) = proxy.client(0).await;
+    holder.write_all(&query("BEGIN")).await.unwrap();
+    while read_msg(&mut holder).await.unwrap().0 != b'Z' {}
+    waiter.write_all(&query("select 1")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pools = show(&admin, "SHOW POOLS").await;
+    let row = pools
+        .iter()
+        .find(|r| get(r, "database") == Some("postgres@rw"))
+        .unwrap_or_else(|| panic!("{pools:?}"));
+    assert_eq!(get(row, "sv_active"), Some("1"), "{row:?}");
+    assert_eq!(get(row, "cl_waiting"), Some("1"), "{row:?}");
+    assert_eq!(get(row, "cl_active"), Some("1"), "{row:?}");
+    assert_eq!(get(row, "pool_mode"), Some("transaction"));
+    let clients = show(&admin, "SHOW CLIENTS").await;
+    assert_eq!(clients.len(), 2, "{clients:?}");
+    // Two statements in one query: both answered.
+    let two = admin
+        .simple_query("SHOW VERSION; SHOW LISTS")
+        .await
+        .unwrap();
+    let rows = two
+        .iter()
+        .filter(|m| matches!(m, SimpleQueryMessage::Row(_)))
+        .count();
+    assert!(rows > 10, "{rows}");
+    let e = admin.simple_query("SHOW NOTHING").await.unwrap_err();
+    assert_eq!(e.code().unwrap().code(), "42601");
+    let mon = console(&proxy, "mon").await.unwrap();
+    assert_eq!(show(&mon, "SHOW STATS").await.len(), 1);
+    let e = mon.simple_query("RESUME").await.unwrap_err();
+    assert_eq!(e.code().unwrap().code(), "42501");
+    let e = console(&proxy, "app").await.err().unwrap();
+    assert_eq!(e.code().unwrap().code(), "28000");
+    // No control loop in process: RELOAD says so instead of hanging.
+    let e = admin.simple_query("RELOAD").await.unwrap_err();
+    assert_eq!(e.code().unwrap().code(), "0A000");
+}
+
+#[tokio::test]
+async fn a_pause_abandoned_by_its_client_stops_waiting() {
+    let (_b, proxy) = setup().await;
+    let (mut holder, _, _) = proxy.client(0).await;
+    holder.write_all(&query("BEGIN")).await.unwrap();
+    while read_msg(&mut holder).await.unwrap().0 != b'Z' {}
+    let admin = console(&proxy, "ops").await.unwrap();
+    let pause = tokio::spawn(async move {
+        let r = admin.simple_query("PAUSE postgres").await;
+        (admin, r)
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !pause.is_finished(),
+        "PAUSE did not wait for the busy server"
+    );
+    pause.abort();
+    let _ = pause.await;
+    // The pause itself stays in force until RESUME, as in PgBouncer.
+    assert!(proxy.shared.gate.is_paused("rw", "postgres"));
+    let admin = console(&proxy, "ops").await.unwrap();
+    admin.simple_query("RESUME").await.unwrap();
+    assert!(!proxy.shared.gate.is_paused("rw", "postgres"));
+}
