@@ -51,7 +51,7 @@ fn start() -> anyhow::Result<Pg> {
 /// A pooling primary listener whose `[auth]` is `auth`, on a cluster whose only member
 /// (the leader) is at `member`.
 async fn proxy(member: SocketAddr, auth: &str) -> Proxy {
-    let spec = "role = \"primary\"\npool_mode = \"transaction\"\nconnect_wait = \"300ms\"";
+    let spec = "role = \"primary\"\npool_mode = \"transaction\"\nconnect_wait = \"300ms\"\nswitchover_hold_timeout = \"300ms\"";
     let proxy = Proxy::start_toml(&[spec.to_owned()], Some(auth)).await;
     let members = [("pg1", member_json(member, "primary", "running", 1000))];
     proxy.publish(&fake::keys(Some("pg1"), &members, None));
