@@ -12,7 +12,7 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
-use crate::admin::{self, http::AdminState};
+use crate::admin::http::{self, AdminState, ListenerSet};
 use crate::config::Config;
 use crate::route::{fence, listener, Listener};
 use crate::session::{self, AuthSetup, Shared};
@@ -42,10 +42,13 @@ pub async fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
     ));
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let _ = shared.control.set(tx);
-    let listeners: Vec<_> = bound.iter().map(|(_, l)| l.clone()).collect();
+    // What the admin server reports on; whoever replaces listeners stores the new list here.
+    let listener_set: Arc<ListenerSet> = Arc::new(ArcSwap::from_pointee(
+        bound.iter().map(|(_, l)| l.clone()).collect(),
+    ));
     let shared = Arc::new(shared);
     serve(&shared, bound);
-    start_admin(&config, &shared, listeners).await?;
+    start_admin(&config, &shared, listener_set).await?;
     shared.config.store(Some(Arc::new(config)));
     let stop = control::run(&shared, &path, rx).await;
     control::shutdown(&shared, stop).await;
@@ -58,7 +61,7 @@ pub async fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
 async fn start_admin(
     config: &Config,
     shared: &Arc<Shared>,
-    listeners: Vec<Arc<Listener>>,
+    listeners: Arc<ListenerSet>,
 ) -> anyhow::Result<()> {
     let Some(addr) = config.admin.http_addr().map_err(anyhow::Error::msg)? else {
         return Ok(());
@@ -73,11 +76,11 @@ async fn start_admin(
         config.cluster.scope.clone(),
         shared.topology.clone(),
         shared.stats.clone(),
-        Arc::new(ArcSwap::from_pointee(listeners)),
+        listeners,
         &config.admin,
     );
     tracing::info!(%addr, "admin http: stats page, /metrics, /ready, /role/*");
-    tokio::spawn(admin::http::serve(tcp, Arc::new(state)));
+    tokio::spawn(http::serve(tcp, Arc::new(state)));
     Ok(())
 }
 

@@ -49,7 +49,11 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&config.log.level, format);
-    let runtime = match tokio::runtime::Runtime::new() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if config.runtime.worker_threads > 0 {
+        builder.worker_threads(config.runtime.worker_threads);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rolegate: cannot start the runtime: {e}");

@@ -8,6 +8,8 @@ mod cluster;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
@@ -189,10 +191,41 @@ fn traffic_is_counted(leader: &str, others: &[String]) {
     assert!(text.contains("rolegate_query_duration_seconds_count{listener=\"primary:27041\"}"));
 }
 
-/// A switchover moves the leader in /topology and flips is_primary.
+/// A switchover moves the leader in /topology and flips is_primary; a client running
+/// transactions meanwhile is held, and the holds are counted.
 fn switchover_flips_is_primary(cluster: &Cluster, leader: &str) {
+    let holds = "rolegate_switchover_holds_total";
+    let holds_before = metric(ADMIN, holds).unwrap().unwrap_or(0.0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let session = Session::connect(POOLED).expect("connect");
+            let mut ok = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                if session.query("select 1").is_ok() {
+                    ok += 1;
+                }
+            }
+            ok
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
     cluster.switchover(None).expect("switchover");
     cluster.wait_healthy(Duration::from_secs(90));
+    stop.store(true, Ordering::Relaxed);
+    let ok = writer.join().expect("writer");
+    assert!(ok > 0, "the writer ran transactions");
+    let holds_after = metric(ADMIN, holds).unwrap().unwrap_or(0.0);
+    assert!(
+        holds_after > holds_before,
+        "holds went from {holds_before} to {holds_after}"
+    );
+    let (_, text) = get(ADMIN, "/metrics", None).unwrap();
+    assert!(
+        !text.contains("rolegate_switchover_hold_duration_seconds_count 0\n"),
+        "hold durations recorded"
+    );
     let new = cluster.leader().expect("leader after switchover");
     assert_ne!(new, leader);
     wait_until(
@@ -264,7 +297,12 @@ fn stats_page_in_chromium(leader: &str, others: &[String]) {
         );
     }
     assert!(dom.contains(">transaction<"), "pool mode shown");
-    let shot = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/stats-page.png");
+    // The README's picture is refreshed only on request, so a test run leaves the tree clean.
+    let shot = if std::env::var_os("ROLEGATE_UPDATE_SCREENSHOT").is_some() {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/docs/stats-page.png").to_owned()
+    } else {
+        format!("/tmp/rolegate-test-{BASE}-stats-page.png")
+    };
     chromium(&[
         &format!("--screenshot={shot}"),
         "--window-size=1400,900",
@@ -272,7 +310,7 @@ fn stats_page_in_chromium(leader: &str, others: &[String]) {
         &url,
     ])
     .expect("chromium --screenshot");
-    assert!(std::fs::metadata(shot).is_ok_and(|m| m.len() > 10_000));
+    assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 10_000));
 }
 
 fn chromium(args: &[&str]) -> Result<String> {

@@ -147,3 +147,57 @@ async fn pooling_primary_listener_uses_a_leader_still_being_promoted() {
     assert_eq!(error_fields(&body)[&'C'], "57P03");
     assert_eq!(three.b[1].seen.lock().unwrap().startups, 1);
 }
+
+/// pg1 leads but nothing listens at its address (its node crashed; the keys have not
+/// expired yet): a primary listener holds new sessions for `switchover_hold_timeout`,
+/// not just `connect_wait`, serving them from the new leader if one comes in time.
+#[tokio::test]
+async fn unreachable_primary_holds_like_a_leader_change() {
+    let three = Three::start().await;
+    let proxy = Proxy::start_toml(
+        &[
+            "role = \"primary\"\nconnect_wait = \"100ms\"\nswitchover_hold_timeout = \"1s\""
+                .to_owned(),
+        ],
+        None,
+    )
+    .await;
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let mut crashed = three.keys("pg1", None, [0, 0, 0]);
+    crashed.insert(
+        "members/pg1".into(),
+        fake::member_json(dead, "primary", "running", 1000).into_bytes(),
+    );
+    proxy.publish(&crashed);
+
+    // Nobody takes over: the client is told after the hold, with the connect error.
+    let mut c = TcpStream::connect(proxy.addrs[0]).await.unwrap();
+    let start = Instant::now();
+    c.write_all(&startup_packet("app")).await.unwrap();
+    let (tag, body) = read_msg(&mut c).await.unwrap();
+    let waited = start.elapsed();
+    assert_eq!(tag, b'E');
+    let f = error_fields(&body);
+    assert_eq!(f[&'C'], "08001");
+    assert!(f[&'D'].contains("pg1"), "{}", f[&'D']);
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(3),
+        "waited {waited:?}"
+    );
+
+    // pg2 takes over during the hold: the waiting client lands there.
+    let addr = proxy.addrs[0];
+    let waiting = tokio::spawn(async move {
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(&startup_packet("app")).await.unwrap();
+        read_msg(&mut c).await.unwrap().0
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(!waiting.is_finished(), "held past connect_wait");
+    proxy.publish(&three.keys("pg2", None, [0, 0, 0]));
+    assert_eq!(waiting.await.unwrap(), b'R');
+    assert_eq!(three.b[1].seen.lock().unwrap().startups, 1);
+}

@@ -21,6 +21,8 @@ pub struct Config {
     pub listeners: Vec<ListenerConfig>,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
     /// `[auth]`: how pooled listeners authenticate clients. Required when any listener pools.
     pub auth: Option<AuthConfig>,
     /// `[admin]`: the HTTP admin server and who may use the SQL admin console.
@@ -212,8 +214,9 @@ pub struct ListenerConfig {
     /// How long a new client waits for a member of the role before it gets an error.
     #[serde(default = "default_connect_wait")]
     pub connect_wait: Dur,
-    /// While the leader changes (switchover, failover, promotion), new connections and
-    /// transactions on a primary listener wait this long for the new primary.
+    /// While the leader changes (switchover, failover, promotion, or the primary cannot be
+    /// reached), new connections and transactions on a primary listener wait this long
+    /// for the new primary.
     #[serde(default = "default_switchover_hold_timeout")]
     pub switchover_hold_timeout: Dur,
     /// Timeout of one TCP connect to a member (and, when pooling, of its login).
@@ -349,6 +352,16 @@ impl ListenerConfig {
             format!("{role}:{}", self.addr.port())
         })
     }
+}
+
+/// `[runtime]`: the async runtime.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Worker threads; 0 = one per CPU. 1 spends the least CPU per transaction (no
+    /// cross-thread wake-ups), like PgBouncer's single thread; more scale past one core.
+    #[serde(default)]
+    pub worker_threads: usize,
 }
 
 /// `[log]`.

@@ -163,6 +163,9 @@ async fn watch_round(
         }
     }
     store.touch();
+    store
+        .dcs
+        .event(format!("read {} keys at revision {revision}", keys.len()));
     publish(&store, &keys, revision);
     tracing::info!(revision, keys = keys.len(), %prefix, "read cluster state from etcd; watching");
     let opts = WatchOptions::new()

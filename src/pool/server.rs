@@ -57,6 +57,24 @@ impl ServerError {
     }
 }
 
+impl ServerError {
+    /// The server is shutting down, restarting or not accepting connections yet (57P01,
+    /// 57P02, 57P03): it may be the member Patroni is demoting or promoting, so the
+    /// client should wait for the role's next member rather than get the error.
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        let starting_or_stopping = |code: &str| matches!(code, "57P01" | "57P02" | "57P03");
+        match self {
+            Self::Connect(..) | Self::Timeout(..) => true,
+            // Before authentication (Refused) or while answering it (Auth): both happen.
+            Self::Refused { code, .. } | Self::Auth(_, AuthError::Server { code, .. }) => {
+                starting_or_stopping(code)
+            }
+            Self::Auth(..) | Self::Protocol(..) => false,
+        }
+    }
+}
+
 /// SQLSTATEs the server sends at login, kept as static strings for `PgError`.
 fn sqlstate(code: &str) -> &'static str {
     const KNOWN: [&str; 8] = [
@@ -71,6 +89,9 @@ pub struct ServerConn {
     pub addr: BackendAddr,
     /// ParameterStatus values the server reported (kept current by the session).
     pub params: BTreeMap<String, String>,
+    /// The values it reported at login, before any client changed them: the defaults a
+    /// pooled client that did not set a parameter must see, whoever used the server before.
+    pub defaults: BTreeMap<String, String>,
     /// The server's own cancel key.
     pub key: CancelKey,
     pub created: Instant,
@@ -128,6 +149,7 @@ impl ServerConn {
         Ok(Self {
             stream,
             addr: addr.clone(),
+            defaults: params.clone(),
             params,
             key: CancelKey {
                 pid,
@@ -167,5 +189,49 @@ fn refused(member: &str, body: &[u8]) -> ServerError {
         member: member.to_owned(),
         code: get(b'C'),
         message: get(b'M'),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(code: &str) -> ServerError {
+        ServerError::Refused {
+            member: "pg1".into(),
+            code: code.into(),
+            message: "m".into(),
+        }
+    }
+
+    #[test]
+    fn starting_and_stopping_servers_are_transient_refusals_are_not() {
+        assert!(
+            refused("57P03").is_transient(),
+            "starting up / shutting down"
+        );
+        assert!(refused("57P01").is_transient());
+        assert!(
+            !refused("28P01").is_transient(),
+            "a wrong password stays an error"
+        );
+        assert!(
+            !refused("53300").is_transient(),
+            "too many connections stays an error"
+        );
+        assert!(!refused("3D000").is_transient());
+        let during_auth = |code: &str| {
+            ServerError::Auth(
+                "pg1".into(),
+                AuthError::Server {
+                    code: code.into(),
+                    message: "the database system is shutting down".into(),
+                },
+            )
+        };
+        assert!(during_auth("57P03").is_transient());
+        assert!(!during_auth("28P01").is_transient());
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(ServerError::Connect("pg1".into(), io).is_transient());
     }
 }

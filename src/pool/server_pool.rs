@@ -78,7 +78,9 @@ pub struct ServerPool {
     reserve: Arc<Capacity>,
     /// The (member, database) budget shared with other users' pools; `None` = no limit.
     db: Option<Arc<DbSlots>>,
-    idle: Mutex<Vec<ServerConn>>,
+    /// Boxed: a checkout moves a pointer, and a session's state stays small.
+    #[allow(clippy::vec_box)]
+    idle: Mutex<Vec<Box<ServerConn>>>,
     draining: AtomicBool,
     /// Bumped by RECONNECT: connections of an older generation are closed when released.
     generation: AtomicU64,
@@ -93,14 +95,14 @@ pub struct ServerPool {
 // Lives for one checkout and is moved once; boxing the connection would allocate per checkout.
 #[allow(clippy::large_enum_variant)]
 enum Next {
-    Idle(ServerConn),
+    Idle(Box<ServerConn>),
     Room(Option<DbSlot>),
 }
 
 /// A checked-out server connection. `release` returns it; dropping it closes it (a
 /// connection whose state is unknown is never handed to another client).
 pub struct Checkout {
-    conn: Option<ServerConn>,
+    conn: Option<Box<ServerConn>>,
     pool: Arc<ServerPool>,
     _permit: Permit,
     /// When it was checked out, for SHOW SERVERS.
@@ -169,7 +171,8 @@ impl ServerPool {
         pool
     }
 
-    fn idle(&self) -> MutexGuard<'_, Vec<ServerConn>> {
+    #[allow(clippy::vec_box)] // see the field
+    fn idle(&self) -> MutexGuard<'_, Vec<Box<ServerConn>>> {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -238,12 +241,17 @@ impl ServerPool {
     }
 
     /// Opens a connection that holds `slot` for its life.
-    async fn open(&self, s: &PoolSettings, slot: Option<DbSlot>) -> Result<ServerConn, PoolError> {
-        let mut conn = ServerConn::open(&self.addr, &self.login, s.connect_timeout).await?;
+    async fn open(
+        &self,
+        s: &PoolSettings,
+        slot: Option<DbSlot>,
+    ) -> Result<Box<ServerConn>, PoolError> {
+        let mut conn =
+            Box::pin(ServerConn::open(&self.addr, &self.login, s.connect_timeout)).await?;
         conn.db_slot = slot;
         conn.generation = self.generation.load(Ordering::Acquire);
         self.opened.fetch_add(1, Ordering::Relaxed);
-        Ok(conn)
+        Ok(Box::new(conn))
     }
 
     async fn acquire(&self, s: &PoolSettings) -> Result<Permit, PoolError> {
@@ -272,7 +280,7 @@ impl ServerPool {
     }
 
     /// The most recently used idle connection that is still fit to use.
-    fn take_idle(&self, s: &PoolSettings) -> Option<ServerConn> {
+    fn take_idle(&self, s: &PoolSettings) -> Option<Box<ServerConn>> {
         let mut idle = self.idle();
         while let Some(conn) = idle.pop() {
             if conn.is_closed() || conn.created.elapsed() >= s.lifetime {
@@ -284,7 +292,7 @@ impl ServerPool {
         None
     }
 
-    fn put_back(&self, mut conn: ServerConn) {
+    fn put_back(&self, mut conn: Box<ServerConn>) {
         let lifetime = self.settings.load().lifetime;
         if self.draining.load(Ordering::Acquire)
             || conn.created.elapsed() >= lifetime

@@ -109,6 +109,20 @@ impl Listener {
         }
     }
 
+    /// `wait_limit` once a member of the role could not be reached. Until Patroni's ttl
+    /// runs out, a primary that refuses connections (crashed, or restarting read-only) is
+    /// a failover in progress, so a primary listener holds for `switchover_hold_timeout`
+    /// then too instead of failing after `connect_wait`.
+    #[must_use]
+    pub fn wait_limit_unreachable(&self, topology: &Topology) -> Duration {
+        if self.service == Service::Primary {
+            let t = self.tuning.load();
+            t.connect_wait.max(t.switchover_hold_timeout)
+        } else {
+            self.wait_limit(topology)
+        }
+    }
+
     /// Whether `member` may serve this listener in `topology`.
     #[must_use]
     pub fn serves(&self, topology: &Topology, member: &str) -> bool {

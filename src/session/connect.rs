@@ -113,7 +113,12 @@ where
             }
         }
         // Re-evaluated each round: a leader change that starts while we wait extends it.
-        let deadline = start + listener.wait_limit(&topology);
+        let limit = if last_error.is_some() {
+            listener.wait_limit_unreachable(&topology)
+        } else {
+            listener.wait_limit(&topology)
+        };
+        let deadline = start + limit;
         let now = Instant::now();
         if now >= deadline {
             return Err(no_member_error(

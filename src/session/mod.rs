@@ -11,20 +11,20 @@ pub mod forward;
 pub mod gate;
 pub mod pooled;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use tokio::sync::{mpsc, oneshot};
-
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 pub use auth_setup::{AuthQuery, AuthSetup, AuthSetupError};
-pub use clients::{ClientGuard, ClientRegistry, ClientState, NewClient, ServerLink};
+pub use clients::{ClientGuard, ClientInfo, ClientRegistry, ClientState, NewClient, ServerLink};
 pub use gate::{DbSelector, Gate, Stop};
 
 use crate::config::Config;
@@ -112,6 +112,18 @@ pub async fn run(
     .await;
 }
 
+/// Where a client goes after its first packet.
+enum Next {
+    /// Answered already (a cancel request, or a refusal).
+    Done,
+    /// Logged in by rolegate, then lent pooled servers.
+    Pooled(BTreeMap<String, String>),
+    /// The startup packet goes to a member as is, then bytes both ways.
+    Passthrough(BTreeMap<String, String>, bytes::Bytes),
+    /// The SQL admin console (database `pgbouncer` or `rolegate`).
+    Console(BTreeMap<String, String>),
+}
+
 async fn serve(
     shared: &Shared,
     listener: &Arc<Listener>,
@@ -119,7 +131,38 @@ async fn serve(
     id: u64,
     peer: SocketAddr,
 ) -> Result<(), ProtocolError> {
-    let first = match tokio::time::timeout(STARTUP_TIMEOUT, negotiate(&mut client)).await {
+    // Boxed, and finished before the session's main phase, so that an idle client's task
+    // keeps none of the startup's state.
+    match Box::pin(first_packet(shared, listener, &mut client)).await? {
+        Next::Done => Ok(()),
+        Next::Console(params) => {
+            Box::pin(crate::admin::console::run(shared, client, &params)).await
+        }
+        Next::Pooled(params) => match &listener.pool {
+            Some(setup) => {
+                let guard = join(shared, listener, &params, id, peer);
+                let info = guard.info.clone();
+                // Boxed: the session's own future then stays small whatever the pooled
+                // state machine weighs (it is allocated once per client either way).
+                Box::pin(pooled::run(shared, listener, setup, client, params, info)).await
+            }
+            None => Ok(()),
+        },
+        Next::Passthrough(params, raw) => {
+            let guard = join(shared, listener, &params, id, peer);
+            drop(params);
+            Box::pin(passthrough(shared, listener, client, raw, &guard.info)).await
+        }
+    }
+}
+
+/// Reads the first packet: answers encryption requests and forwards cancel requests.
+async fn first_packet(
+    shared: &Shared,
+    listener: &Listener,
+    client: &mut TcpStream,
+) -> Result<Next, ProtocolError> {
+    let first = match tokio::time::timeout(STARTUP_TIMEOUT, negotiate(client)).await {
         Ok(Ok(p)) => p,
         Ok(Err(e)) => {
             if let Some(err) = e.to_client_error() {
@@ -131,13 +174,13 @@ async fn serve(
             let err = PgError::fatal("08P01", "rolegate: no startup packet within 15s; closing")
                 .with_hint("Connect with a PostgreSQL client.");
             let _ = client.write_all(&err.encode()).await;
-            return Ok(());
+            return Ok(Next::Done);
         }
     };
     match first {
         FirstPacket::Cancel { key, raw } => {
             forward::cancel(&shared.cancels, &key, &raw).await;
-            Ok(())
+            Ok(Next::Done)
         }
         FirstPacket::Startup { raw, params } => {
             let user = params.get("user").map_or("", String::as_str);
@@ -146,46 +189,90 @@ async fn serve(
             tracing::Span::current().record("db", db);
             tracing::debug!(user, db, "startup");
             if crate::admin::console::is_console_database(db) {
-                return crate::admin::console::run(shared, client, &params).await;
+                return Ok(Next::Console(params));
             }
             if shared.gate.stop_state() != Stop::Running {
                 client.write_all(&shutting_down().encode()).await?;
-                return Ok(());
+                return Ok(Next::Done);
             }
-            let guard = shared.clients.join(&NewClient {
-                id,
-                listener: &listener.name,
-                user,
-                database: db,
-                peer,
-                pooled: listener.pool.is_some(),
-            });
-            if let Some(setup) = &listener.pool {
-                return pooled::run(shared, listener, setup, client, &params, &guard.info).await;
-            }
-            let waited = Instant::now();
-            let connected = {
-                let _waiting = listener.stats.clients_waiting.enter();
-                guard.info.set(ClientState::Waiting, None);
-                // PAUSE holds new passthrough sessions (running ones cannot be held between
-                // transactions without parsing them).
-                shared.gate.wait_open(&listener.name, db).await;
-                connect::connect(shared, listener).await
-            };
-            listener.stats.wait_time.record(waited.elapsed());
-            match connected {
-                Ok(backend) => {
-                    forward::run(shared, listener, client, backend, &raw, &guard.info).await
-                }
-                Err(err) => {
-                    listener.stats.errors.record(err.code.as_bytes());
-                    tracing::warn!(code = err.code, message = %err.message, "refusing client");
-                    let _ = client.write_all(&err.encode()).await;
-                    Ok(())
-                }
-            }
+            // rolegate logs pooled clients in itself: an idle client keeps no packet.
+            Ok(if listener.pool.is_some() {
+                Next::Pooled(params)
+            } else {
+                Next::Passthrough(params, raw)
+            })
         }
-        FirstPacket::SslRequest | FirstPacket::GssEncRequest => unreachable_negotiation(),
+        FirstPacket::SslRequest | FirstPacket::GssEncRequest => {
+            unreachable_negotiation().map(|()| Next::Done)
+        }
+    }
+}
+
+/// Lists a client in the registry (SHOW CLIENTS, KILL, shutdown) for its session's life.
+fn join(
+    shared: &Shared,
+    listener: &Listener,
+    params: &BTreeMap<String, String>,
+    id: u64,
+    peer: SocketAddr,
+) -> ClientGuard {
+    let user = params.get("user").map_or("", String::as_str);
+    shared.clients.join(&NewClient {
+        id,
+        listener: &listener.name,
+        user,
+        database: params.get("database").map_or(user, String::as_str),
+        peer,
+        pooled: listener.pool.is_some(),
+    })
+}
+
+/// Starts a graceful stop: no new connections or transactions, pooled clients between
+/// transactions are ended now; the others end when their transaction does (they check
+/// the stop state when they give their server back, or wait for it at ReadyForQuery).
+pub fn drain(shared: &Shared) {
+    shared.gate.set_stop(Stop::Draining);
+    let n = shared.clients.kill_where(
+        |c| c.pooled && matches!(c.state, ClientState::Idle | ClientState::Login),
+        "rolegate is shutting down",
+    );
+    tracing::info!(clients = n, "stopping: ended idle clients");
+}
+
+/// What a client is told when rolegate ends its session because it is stopping.
+#[must_use]
+pub fn shutting_down() -> PgError {
+    PgError::fatal("57P01", "rolegate is shutting down").with_hint(
+        "Reconnect: another rolegate instance, or this one once restarted, will serve you.",
+    )
+}
+
+/// A client of a passthrough listener: its own server session, bytes both ways.
+async fn passthrough(
+    shared: &Shared,
+    listener: &Arc<Listener>,
+    mut client: TcpStream,
+    raw: bytes::Bytes,
+    info: &ClientInfo,
+) -> Result<(), ProtocolError> {
+    let waited = Instant::now();
+    let connected = {
+        let _waiting = listener.stats.clients_waiting.enter();
+        info.set(ClientState::Waiting, None);
+        // PAUSE holds new passthrough sessions (running ones cannot be held between
+        // transactions without parsing them).
+        shared.gate.wait_open(&listener.name, &info.database).await;
+        connect::connect(shared, listener).await
+    };
+    listener.stats.wait_time.record(waited.elapsed());
+    match connected {
+        Ok(backend) => forward::run(shared, listener, client, backend, &raw, info).await,
+        Err(err) => {
+            listener.stats.errors.record(err.code.as_bytes());
+            tracing::warn!(code = err.code, message = %err.message, "refusing client");
+            let _ = client.write_all(&err.encode()).await;
+            Ok(())
+        }
     }
 }
 
@@ -205,17 +292,12 @@ async fn negotiate(client: &mut TcpStream) -> Result<FirstPacket, ProtocolError>
     ))
 }
 
-/// What a client is told when rolegate ends its session because it is stopping.
-#[must_use]
-pub fn shutting_down() -> PgError {
-    PgError::fatal("57P01", "rolegate is shutting down").with_hint(
-        "Reconnect: another rolegate instance, or this one once restarted, will serve you.",
-    )
-}
-
 fn unreachable_negotiation() -> Result<(), ProtocolError> {
     // `negotiate` never returns an encryption request; treat it as a protocol error anyway.
     Err(ProtocolError::Startup(
         "unexpected encryption request".into(),
     ))
 }
+
+#[cfg(test)]
+mod size_tests;

@@ -11,7 +11,7 @@ use super::Counter;
 #[derive(Debug, Default)]
 pub struct DcsStats {
     watch_up: AtomicBool,
-    /// Watch events (key changes) received.
+    /// Key changes received by the watch, plus full reads (at start and after a lost watch).
     pub events: Counter,
     /// Times the watch was lost and restarted.
     pub watch_restarts: Counter,

@@ -8,6 +8,7 @@
 // Each test binary uses a different part of the harness.
 #![allow(dead_code, unused_imports)]
 
+pub mod client;
 pub mod console;
 mod http;
 mod patroni;

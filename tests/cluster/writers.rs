@@ -22,6 +22,8 @@ pub struct Outcome {
     pub acked: Vec<(u32, u64, Instant)>,
     /// Client-visible errors by SQLSTATE (or "connect"/"io" with the message).
     pub errors: BTreeMap<String, u64>,
+    /// The first message seen for each key of `errors`, with when it came.
+    pub samples: BTreeMap<String, (String, Instant)>,
 }
 
 impl Outcome {
@@ -95,7 +97,13 @@ async fn writer(w: u32, port: u16, target: &str, stop: &AtomicBool, out: &Mutex<
         format!("host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=10");
     let mut client = None;
     let mut seq = 0u64;
-    let error = |code: String| *out.lock().expect("outcome").errors.entry(code).or_default() += 1;
+    let error = |code: String, message: String| {
+        let mut out = out.lock().expect("outcome");
+        out.samples
+            .entry(code.clone())
+            .or_insert_with(|| (message, Instant::now()));
+        *out.errors.entry(code).or_default() += 1;
+    };
     while !stop.load(Ordering::Relaxed) {
         if client
             .as_ref()
@@ -107,7 +115,7 @@ async fn writer(w: u32, port: u16, target: &str, stop: &AtomicBool, out: &Mutex<
                     client = Some(c);
                 }
                 Err(e) => {
-                    error(sqlstate(&e, "connect"));
+                    error(sqlstate(&e, "connect"), message(&e));
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -123,7 +131,7 @@ async fn writer(w: u32, port: u16, target: &str, stop: &AtomicBool, out: &Mutex<
                 .acked
                 .push((w, seq, Instant::now())),
             Err(e) => {
-                error(sqlstate(&e, "io"));
+                error(sqlstate(&e, "io"), message(&e));
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
@@ -140,4 +148,9 @@ fn sqlstate(e: &tokio_postgres::Error, otherwise: &str) -> String {
         },
         |c| c.code().to_owned(),
     )
+}
+
+fn message(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map_or_else(|| e.to_string(), |d| d.message().to_owned())
 }

@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -113,7 +112,7 @@ async fn sample_rates(state: Arc<AdminState>) {
 
 /// Answers one request.
 #[must_use]
-pub fn handle(state: &AdminState, req: &Request<Incoming>) -> Response<Body> {
+pub fn handle<B>(state: &AdminState, req: &Request<B>) -> Response<Body> {
     let path = req.uri().path();
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
@@ -177,6 +176,9 @@ fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
 fn text(status: StatusCode, body: &str) -> Response<Body> {
     with_type(status, body.to_owned(), "text/plain; charset=utf-8")
 }
+
+#[cfg(test)]
+mod tests;
 
 fn with_type(status: StatusCode, body: String, content_type: &'static str) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from(body)));

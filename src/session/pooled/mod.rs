@@ -6,6 +6,7 @@ pub mod backend;
 mod ending;
 pub mod expect;
 pub mod frontend;
+mod login;
 pub mod params;
 pub mod relay;
 pub mod replay;
@@ -14,23 +15,21 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{BufMut, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 use super::clients::{ClientInfo, ClientState, ServerLink};
 use super::connect::{with_member, Attempt};
-use super::Shared;
-use crate::auth::authenticate_client;
+use super::{shutting_down, Shared, Stop};
 use crate::config::PoolMode;
-use crate::pool::{Checkout, Login, PoolError, PoolSetup, ServerError};
+use crate::pool::{Checkout, Login, PoolError, PoolSetup, ServerPool};
 use crate::protocol::io::{message, parse_parameter_status, read_message};
 use crate::protocol::{PgError, ProtocolError};
 use crate::route::cancel::PooledTarget;
 use crate::route::{KillReason, Listener, SessionGuard};
 use crate::stats::ListenerStats;
-use crate::topology::Service;
+use crate::topology::{Service, Topology};
 use params::ClientParams;
 
 /// A server connection lent to this client, registered so fencing can reach it.
@@ -46,17 +45,21 @@ pub struct Held {
 /// One unit of `clients_active`; on drop, also the transaction's duration (transaction mode).
 pub struct Active {
     stats: Arc<ListenerStats>,
-    since: Instant,
+    /// When the server was lent; set by [`Client::checkout`] from its own clock reading.
+    since: Option<Instant>,
     per_transaction: bool,
 }
 
 impl Active {
-    fn new(stats: &Arc<ListenerStats>, per_transaction: bool) -> Self {
-        stats.clients_active.inc();
+    fn new(listener: &Listener) -> Self {
+        listener.stats.clients_active.inc();
         Self {
-            stats: stats.clone(),
-            since: Instant::now(),
-            per_transaction,
+            stats: listener.stats.clone(),
+            since: None,
+            per_transaction: listener
+                .pool
+                .as_ref()
+                .is_some_and(|p| p.mode == PoolMode::Transaction),
         }
     }
 }
@@ -64,8 +67,8 @@ impl Active {
 impl Drop for Active {
     fn drop(&mut self) {
         self.stats.clients_active.dec();
-        if self.per_transaction {
-            self.stats.transaction_time.record(self.since.elapsed());
+        if let (true, Some(since)) = (self.per_transaction, self.since) {
+            self.stats.transaction_time.record(since.elapsed());
         }
     }
 }
@@ -78,8 +81,13 @@ pub struct Client<'a> {
     pub login: Login,
     pub params: ClientParams,
     pub target: Arc<PooledTarget>,
+    /// Where the last transaction ran, reused while it is the only choice.
+    pub sticky: Option<Sticky>,
     /// This client's entry in the client registry (state, kill switch).
-    pub info: &'a ClientInfo,
+    pub info: Arc<ClientInfo>,
+    /// The client's place under `max_client_conn` and its cancel key, for the session's life.
+    _slot: crate::pool::capacity::Permit,
+    _cancel: crate::route::cancel::CancelGuard,
 }
 
 /// Serves a client of a pooling listener after its startup packet.
@@ -88,94 +96,23 @@ pub async fn run(
     listener: &Arc<Listener>,
     setup: &PoolSetup,
     mut stream: TcpStream,
-    startup: &BTreeMap<String, String>,
-    info: &ClientInfo,
+    startup: BTreeMap<String, String>,
+    info: Arc<ClientInfo>,
 ) -> Result<(), ProtocolError> {
-    let Ok(_slot) = setup.clients.try_acquire() else {
-        let e = PgError::fatal(
-            "53300",
-            format!(
-                "rolegate: too many clients on listener {} (max_client_conn {})",
-                listener.name,
-                setup.clients.size()
-            ),
-        )
-        .with_hint("Retry later, or raise max_client_conn.");
-        stream.write_all(&e.encode()).await?;
-        return Ok(());
-    };
-    let user = startup.get("user").cloned().unwrap_or_default();
-    let database = startup
-        .get("database")
-        .cloned()
-        .unwrap_or_else(|| user.clone());
-    let Some(auth) = shared.auth.load_full() else {
-        let e = PgError::fatal(
-            "28000",
-            "rolegate: this listener pools but no [auth] is configured",
-        );
-        stream.write_all(&e.encode()).await?;
-        return Ok(());
-    };
-    let secret = match auth
-        .secret_for(shared, listener, setup, &user, &database)
-        .await
-    {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(%user, error = %e, "auth_query failed");
-            stream.write_all(&e.to_client_error().encode()).await?;
-            return Ok(());
-        }
-    };
-    let creds = match authenticate_client(&mut stream, auth.method, &user, secret.as_ref()).await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::info!(%user, error = %e, "client authentication failed");
-            stream.write_all(&e.to_client_error(&user).encode()).await?;
-            return Ok(());
-        }
-    };
-    let target = Arc::new(PooledTarget::default());
-    let (key, _cancel_guard) = shared.cancels.insert_new(&target);
-    let mut client = Client {
+    // Boxed: the login's state is freed once it is done, so an idle client keeps only the
+    // relay's (small) state.
+    let login = Box::pin(login::login(
         shared,
         listener,
         setup,
-        login: Login {
-            user,
-            database,
-            creds,
-        },
-        params: ClientParams::from_startup(startup),
-        target,
+        &mut stream,
+        &startup,
         info,
-    };
-    let held = match client.checkout().await {
-        Ok(h) => h,
-        Err(e) => {
-            stream.write_all(&e.encode()).await?;
-            return Ok(());
-        }
-    };
-    let mut held = held;
-    client.params.adopt_defaults(&held.checkout.conn().params);
-    let mut greeting = BytesMut::new();
-    greeting.put_slice(&message(b'R', &0u32.to_be_bytes()));
-    for (k, v) in client.params.merged(&held.checkout.conn().params) {
-        greeting.put_slice(&message(b'S', format!("{k}\0{v}\0").as_bytes()));
-    }
-    let mut kd = key.pid.to_be_bytes().to_vec();
-    kd.extend_from_slice(&key.secret);
-    greeting.put_slice(&message(b'K', &kd));
-    greeting.put_slice(&message(b'Z', b"I"));
-    stream.write_all(&greeting).await?;
-    let held = match setup.mode {
-        PoolMode::Session => Some(held),
-        PoolMode::Transaction => {
-            client.release(held);
-            None
-        }
+    ))
+    .await?;
+    drop(startup);
+    let Some((mut client, held)) = login else {
+        return Ok(());
     };
     relay::run(&mut client, stream, held).await
 }
@@ -184,52 +121,26 @@ impl Client<'_> {
     /// Lends the client a server connection on a member of the listener's role set, with
     /// the client's parameters applied.
     pub async fn checkout(&mut self) -> Result<Held, PgError> {
-        let (shared, listener, setup, login) =
-            (self.shared, self.listener, self.setup, &self.login);
-        self.info.set(ClientState::Waiting, None);
+        let topology = self.shared.topology.load();
+        let stats = &self.listener.stats;
         let waited = Instant::now();
-        let waiting = listener.stats.clients_waiting.enter();
-        shared.gate.wait_open(&listener.name, &login.database).await;
-        if shared.gate.stop_state() != super::Stop::Running {
-            return Err(super::shutting_down());
+        let waiting = stats.clients_waiting.enter();
+        self.info.set(ClientState::Waiting, None);
+        let gate = &self.shared.gate;
+        gate.wait_open(&self.listener.name, &self.login.database)
+            .await;
+        if gate.stop_state() != Stop::Running {
+            return Err(shutting_down());
         }
-        let held = with_member(shared, listener, |addr| async move {
-            let pool = setup.pools.get(&addr, login);
-            let checkout = match pool.checkout().await {
-                Ok(c) => c,
-                Err(PoolError::Server(
-                    e @ (ServerError::Connect(..) | ServerError::Timeout(..)),
-                )) => return Attempt::Failed(e.to_string()),
-                Err(PoolError::Draining) => return Attempt::Left,
-                Err(PoolError::Server(e)) => return Attempt::Fatal(e.to_client_error(&login.user)),
-                Err(e @ PoolError::WaitTimeout(..)) => {
-                    return Attempt::Fatal(
-                        PgError::fatal("53300", format!("rolegate: {e}")).with_hint(
-                            "Raise pool_size or query_wait_timeout, or look for long transactions.",
-                        ),
-                    )
-                }
-            };
-            let mut checkout = checkout;
-            if listener.service == Service::Primary && read_only(checkout.conn()) {
-                // Dropped, not returned: a primary that reports hot standby is not one.
-                return Attempt::Failed("the server is in hot standby (read-only)".into());
-            }
-            let (guard, kill) = listener.sessions.register(&addr.member);
-            if !listener.serves(&shared.topology.load(), &addr.member) {
-                return Attempt::Left;
-            }
-            Attempt::Done(Held {
-                checkout,
-                guard,
-                kill,
-                active: Active::new(&listener.stats, setup.mode == PoolMode::Transaction),
-            })
-        })
-        .await;
+        let held = match self.sticky_checkout(topology.generation).await {
+            Some(held) => held,
+            None => Box::pin(self.balanced_checkout(&topology)).await,
+        };
         drop(waiting);
-        listener.stats.wait_time.record(waited.elapsed());
-        let mut held = held.inspect_err(|e| listener.stats.errors.record(e.code.as_bytes()))?;
+        let lent = Instant::now();
+        stats.wait_time.record(lent - waited);
+        let mut held = held.inspect_err(|e| stats.errors.record(e.code.as_bytes()))?;
+        held.active.since = Some(lent);
         let since = held.checkout.since;
         let conn = held.checkout.conn();
         tracing::Span::current().record("member", conn.addr.member.as_str());
@@ -247,8 +158,10 @@ impl Client<'_> {
             }),
         );
         self.target.set(Some((conn.addr.clone(), conn.key.clone())));
+        // The login values, not the current ones: a client before may have changed them.
+        self.params.adopt_defaults(&conn.defaults);
         if let Some(sql) = self.params.sync_sql(&conn.params) {
-            apply(conn, &sql).await.map_err(|e| {
+            Box::pin(apply(conn, &sql)).await.map_err(|e| {
                 PgError::fatal(
                     "08006",
                     format!("rolegate: could not prepare a server connection: {e}"),
@@ -257,6 +170,88 @@ impl Client<'_> {
         }
         Ok(held)
     }
+
+    /// The pool of the last checkout, while the topology it was chosen under stands and
+    /// it was the only choice: skips member selection and the pool lookup. `None` = go
+    /// the balanced way.
+    async fn sticky_checkout(&mut self, generation: u64) -> Option<Result<Held, PgError>> {
+        let pool = self
+            .sticky
+            .take()
+            .filter(|s| s.generation == generation && !s.pool.is_draining())?;
+        match attempt(self.shared, self.listener, pool.pool.clone()).await {
+            Attempt::Done(held) => {
+                self.sticky = Some(pool);
+                Some(Ok(held))
+            }
+            Attempt::Fatal(e) => Some(Err(e)),
+            Attempt::Left | Attempt::Failed(_) => None,
+        }
+    }
+
+    /// Chooses a member (balanced, waiting for one if needed) and checks out from its pool.
+    async fn balanced_checkout(&mut self, topology: &Topology) -> Result<Held, PgError> {
+        let (shared, listener, setup, login) =
+            (self.shared, self.listener, self.setup, &self.login);
+        let held = with_member(shared, listener, |addr| {
+            attempt(shared, listener, setup.pools.get(&addr, login))
+        })
+        .await?;
+        let pool = held.checkout.pool();
+        if let [m] = listener.candidates(topology).as_slice() {
+            if m.name() == pool.addr.member {
+                self.sticky = Some(Sticky {
+                    generation: topology.generation,
+                    pool: pool.clone(),
+                });
+            }
+        }
+        Ok(held)
+    }
+}
+
+/// The pool a client keeps using while its listener's role set is one member and the
+/// topology has not changed.
+pub struct Sticky {
+    generation: u64,
+    pool: Arc<ServerPool>,
+}
+
+/// Checks out from `pool`, refusing a server that reports hot standby on a primary
+/// listener, and registers the session on the member for fencing.
+async fn attempt(
+    shared: &Shared,
+    listener: &Arc<Listener>,
+    pool: Arc<ServerPool>,
+) -> Attempt<Held> {
+    let user = &pool.login.user;
+    let mut checkout = match pool.checkout().await {
+        Ok(c) => c,
+        Err(PoolError::Server(e)) if e.is_transient() => return Attempt::Failed(e.to_string()),
+        Err(PoolError::Draining) => return Attempt::Left,
+        Err(PoolError::Server(e)) => return Attempt::Fatal(e.to_client_error(user)),
+        Err(e @ PoolError::WaitTimeout(..)) => {
+            return Attempt::Fatal(PgError::fatal("53300", format!("rolegate: {e}")).with_hint(
+                "Raise pool_size or query_wait_timeout, or look for long transactions.",
+            ))
+        }
+    };
+    if listener.service == Service::Primary && read_only(checkout.conn()) {
+        // Dropped, not returned: a primary that reports hot standby is not one.
+        return Attempt::Failed("the server is in hot standby (read-only)".into());
+    }
+    let member = &pool.addr.member;
+    // Register before the final check: a publish after this fences us, one before is seen.
+    let (guard, kill) = listener.sessions.register(member);
+    if !listener.serves(&shared.topology.load(), member) {
+        return Attempt::Left;
+    }
+    Attempt::Done(Held {
+        checkout,
+        guard,
+        kill,
+        active: Active::new(listener),
+    })
 }
 
 impl Client<'_> {

@@ -38,7 +38,8 @@ impl ClientParams {
         }
     }
 
-    /// Fills in what the client did not set from the server's values (first server).
+    /// Fills in what the client did not set from a server's login values (`ServerConn::defaults`,
+    /// never its current ones: another client may have changed those).
     pub fn adopt_defaults(&mut self, server: &BTreeMap<String, String>) {
         for t in TRACKED {
             if let Some(v) = server.get(t) {

@@ -50,13 +50,35 @@ struct Bufs {
     out: Vec<u8>,
 }
 
+/// Buffers given back by sessions that released their server, reused by the next
+/// transaction on the same thread instead of allocating and zeroing 24 KB each time.
+const SPARE_BUFS: usize = 64;
+
+thread_local! {
+    static SPARE: std::cell::RefCell<Vec<Bufs>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl Bufs {
     fn new() -> Self {
-        Self {
+        SPARE.with_borrow_mut(Vec::pop).unwrap_or_else(|| Self {
             client_in: vec![0; BUF],
             server_in: vec![0; BUF],
             out: Vec::with_capacity(BUF),
+        })
+    }
+
+    /// Keeps `bufs` for the next transaction on this thread (or frees it, past the cap).
+    fn recycle(bufs: Option<Self>) {
+        let Some(mut b) = bufs else { return };
+        if b.out.capacity() > 4 * BUF {
+            return; // grown by a big message: let it go
         }
+        b.out.clear();
+        SPARE.with_borrow_mut(|spare| {
+            if spare.len() < SPARE_BUFS {
+                spare.push(b);
+            }
+        });
     }
 }
 
@@ -70,6 +92,10 @@ struct Relay {
     replay: Option<Replay>,
     /// When the oldest request the server has not answered with ReadyForQuery was sent.
     query_sent: Option<Instant>,
+    /// ReadyForQuery and ParameterStatus messages of the last server chunk (kept to reuse).
+    seen: Vec<Seen>,
+    /// `idle_transaction_timeout`, read at each checkout so a reload reaches running sessions.
+    idle_timeout: Option<Duration>,
 }
 
 /// Relays until the client leaves or the session must end.
@@ -78,7 +104,8 @@ pub async fn run(
     mut stream: TcpStream,
     mut held: Option<Held>,
 ) -> Result<(), ProtocolError> {
-    let max_prepared = c.setup.settings().max_prepared_statements;
+    let settings = c.setup.settings();
+    let max_prepared = settings.max_prepared_statements;
     let tracking =
         (c.setup.mode == PoolMode::Transaction && max_prepared > 0).then_some(max_prepared);
     let mut r = Relay {
@@ -89,7 +116,10 @@ pub async fn run(
         bufs: None,
         replay: None,
         query_sent: None,
+        seen: Vec::new(),
+        idle_timeout: settings.idle_transaction_timeout,
     };
+    drop(settings);
     loop {
         let step = match held.as_mut() {
             None => match r.idle_step(c, &mut stream).await? {
@@ -107,7 +137,7 @@ pub async fn run(
                 if let Some(h) = held.take() {
                     c.release(h);
                 }
-                r.bufs = None;
+                Bufs::recycle(r.bufs.take());
                 if c.shared.gate.stop_state() != Stop::Running {
                     // The transaction is done; rolegate is stopping, so the session is too.
                     let _ = tokio::time::timeout(
@@ -120,14 +150,15 @@ pub async fn run(
             }
             Step::Left { clean } => {
                 if let Some(h) = held.take() {
-                    finish(c, h, clean).await;
+                    // Boxed: the reset query's state is needed once, at the end.
+                    Box::pin(finish(c, h, clean)).await;
                 }
                 return Ok(());
             }
             Step::Retry => {
                 // Dropped, not released: the server is going away or is not the primary.
                 drop(held.take());
-                r.bufs = None;
+                Bufs::recycle(r.bufs.take());
             }
             Step::Fail(e) => {
                 c.listener.stats.errors.record(e.code.as_bytes());
@@ -163,15 +194,15 @@ impl Relay {
             r = stream.readable() => if r.is_err() {
                 return Ok((Step::Left { clean: true }, None));
             },
+            // KILL, or shutdown (which kills clients between transactions at once).
             reason = c.info.killed() => return Ok((Step::Fail(killed(reason)), None)),
-            () = c.shared.gate.stopping() => return Ok((Step::Fail(shutting_down()), None)),
         }
         let bufs = self.bufs.get_or_insert_with(Bufs::new);
         let n = match stream.try_read(&mut bufs.client_in) {
             Ok(0) => return Ok((Step::Left { clean: true }, None)),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                self.bufs = None;
+                Bufs::recycle(self.bufs.take());
                 return Ok((Step::Go, None));
             }
             Err(_) => return Ok((Step::Left { clean: true }, None)),
@@ -186,7 +217,7 @@ impl Relay {
             .front
             .answer_locally(&bufs.client_in[..n], |s| known.contains(db, user, s))
         {
-            self.bufs = None;
+            Bufs::recycle(self.bufs.take());
             c.listener.stats.bytes_sent.add(reply.len() as u64);
             let step = match stream.write_all(&reply).await {
                 Ok(()) => Step::Go,
@@ -206,10 +237,12 @@ impl Relay {
         n: usize,
         stream: &mut TcpStream,
     ) -> Result<(Step, Option<Held>), ProtocolError> {
-        let mut h = match c.checkout().await {
+        // Boxed: choosing and waiting for a server is a large state to keep in every idle session.
+        let mut h = match Box::pin(c.checkout()).await {
             Ok(h) => h,
             Err(e) => return Ok((Step::Fail(e), None)),
         };
+        self.idle_timeout = c.setup.pools.settings.load().idle_transaction_timeout;
         let step = self.client_sent(n, &mut h, stream).await?;
         if !self.front.at_boundary() {
             self.replay = None; // the request goes on in the next chunk
@@ -269,17 +302,20 @@ impl Relay {
         stream: &mut TcpStream,
     ) -> Result<Step, ProtocolError> {
         let in_txn_idle = self.flow.pending == 0 && self.flow.status != b'I';
-        let idle_limit = c
-            .setup
-            .settings()
-            .idle_transaction_timeout
-            .filter(|_| in_txn_idle)
-            .unwrap_or(Duration::from_secs(86_400 * 365));
+        let idle_limit = self.idle_timeout.filter(|_| in_txn_idle);
         let idle_now = self.idle();
+        // No timer at all unless one can fire: arming one per step costs a timer-wheel lock.
+        let idle_timer = async {
+            match idle_limit {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
         let bufs = self.bufs.get_or_insert_with(Bufs::new);
         let Held { checkout, kill, .. } = h;
         let conn = checkout.conn();
-        let mut seen: Vec<Seen> = Vec::new();
+        let seen = &mut self.seen;
+        seen.clear();
         let got = tokio::select! {
             r = stream.read(&mut bufs.client_in) => Got::Client(r),
             r = conn.stream.read(&mut bufs.server_in) => Got::Server(r),
@@ -291,8 +327,9 @@ impl Relay {
                 return Ok(Step::Fail(PgError::fatal("57P01", message)
                     .with_hint("The cluster changed roles. Reconnect: rolegate routes new connections to the member that now has the role.")));
             }
-            () = tokio::time::sleep(idle_limit) => {
-                return Ok(Step::Fail(PgError::fatal("25P03", format!("rolegate: terminating connection: idle in transaction for more than {idle_limit:?} (idle_transaction_timeout)"))));
+            () = idle_timer => {
+                let limit = idle_limit.unwrap_or_default();
+                return Ok(Step::Fail(PgError::fatal("25P03", format!("rolegate: terminating connection: idle in transaction for more than {limit:?} (idle_transaction_timeout)"))));
             }
         };
         let n = match got {
@@ -320,11 +357,11 @@ impl Relay {
             &bufs.server_in[..n],
             &mut self.expected,
             &mut bufs.out,
-            &mut seen,
+            seen,
         )?;
         apply_effects(c, &mut self.expected, &mut conn.statements);
         let stats = &c.listener.stats;
-        for s in &seen {
+        for s in seen.iter() {
             match s.tag {
                 b'Z' => {
                     self.flow.pending = self.flow.pending.saturating_sub(1);

@@ -1,0 +1,119 @@
+//! A pooled client's login: `max_client_conn`, the secret (auth_file or auth_query),
+//! client authentication, the first server checkout, and the greeting (AuthenticationOk,
+//! the server's parameters, rolegate's own cancel key, ReadyForQuery).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::{BufMut, BytesMut};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::params::ClientParams;
+use super::{Client, Held, Shared};
+use crate::auth::authenticate_client;
+use crate::config::PoolMode;
+use crate::pool::{Login, PoolSetup};
+use crate::protocol::io::message;
+use crate::protocol::{PgError, ProtocolError};
+use crate::route::cancel::PooledTarget;
+use crate::route::Listener;
+use crate::session::ClientInfo;
+
+/// Logs the client in and greets it. `None` = refused (the client was told why).
+/// In session mode the first server stays lent; in transaction mode it went back.
+pub async fn login<'a>(
+    shared: &'a Shared,
+    listener: &'a Arc<Listener>,
+    setup: &'a PoolSetup,
+    stream: &mut TcpStream,
+    startup: &BTreeMap<String, String>,
+    info: Arc<ClientInfo>,
+) -> Result<Option<(Box<Client<'a>>, Option<Held>)>, ProtocolError> {
+    let Ok(slot) = setup.clients.try_acquire() else {
+        let e = PgError::fatal(
+            "53300",
+            format!(
+                "rolegate: too many clients on listener {} (max_client_conn {})",
+                listener.name,
+                setup.clients.size()
+            ),
+        )
+        .with_hint("Retry later, or raise max_client_conn.");
+        return refuse(stream, &e).await;
+    };
+    let user = startup.get("user").cloned().unwrap_or_default();
+    let database = startup
+        .get("database")
+        .cloned()
+        .unwrap_or_else(|| user.clone());
+    let Some(auth) = shared.auth.load_full() else {
+        let e = PgError::fatal(
+            "28000",
+            "rolegate: this listener pools but no [auth] is configured",
+        );
+        return refuse(stream, &e).await;
+    };
+    let secret = match auth
+        .secret_for(shared, listener, setup, &user, &database)
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(%user, error = %e, "auth_query failed");
+            return refuse(stream, &e.to_client_error()).await;
+        }
+    };
+    let creds = match authenticate_client(stream, auth.method, &user, secret.as_ref()).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::info!(%user, error = %e, "client authentication failed");
+            return refuse(stream, &e.to_client_error(&user)).await;
+        }
+    };
+    let target = Arc::new(PooledTarget::default());
+    let (key, cancel) = shared.cancels.insert_new(&target);
+    let mut client = Box::new(Client {
+        shared,
+        listener,
+        setup,
+        login: Login {
+            user,
+            database,
+            creds,
+        },
+        params: ClientParams::from_startup(startup),
+        target,
+        sticky: None,
+        info,
+        _slot: slot,
+        _cancel: cancel,
+    });
+    let mut held = match client.checkout().await {
+        Ok(h) => h,
+        Err(e) => return refuse(stream, &e).await,
+    };
+    let mut greeting = BytesMut::new();
+    greeting.put_slice(&message(b'R', &0u32.to_be_bytes()));
+    for (k, v) in client.params.merged(&held.checkout.conn().params) {
+        greeting.put_slice(&message(b'S', format!("{k}\0{v}\0").as_bytes()));
+    }
+    let mut kd = key.pid.to_be_bytes().to_vec();
+    kd.extend_from_slice(&key.secret);
+    greeting.put_slice(&message(b'K', &kd));
+    greeting.put_slice(&message(b'Z', b"I"));
+    stream.write_all(&greeting).await?;
+    let held = match setup.mode {
+        PoolMode::Session => Some(held),
+        PoolMode::Transaction => {
+            client.release(held);
+            None
+        }
+    };
+    Ok(Some((client, held)))
+}
+
+async fn refuse<T>(stream: &mut TcpStream, e: &PgError) -> Result<Option<T>, ProtocolError> {
+    stream.write_all(&e.encode()).await?;
+    Ok(None)
+}
