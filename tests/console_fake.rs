@@ -128,6 +128,12 @@ async fn a_pause_abandoned_by_its_client_stops_waiting() {
     // The pause itself stays in force until RESUME, as in PgBouncer.
     assert!(proxy.shared.gate.is_paused("rw", "postgres"));
     let admin = console(&proxy, "ops").await.unwrap();
+    let state = show(&admin, "SHOW STATE").await;
+    let paused = state
+        .iter()
+        .find(|r| get(r, "key") == Some("paused_databases"))
+        .and_then(|r| get(r, "value"));
+    assert_eq!(paused, Some("postgres"), "{state:?}");
     admin.simple_query("RESUME").await.unwrap();
     assert!(!proxy.shared.gate.is_paused("rw", "postgres"));
 }

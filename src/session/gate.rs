@@ -108,6 +108,18 @@ impl Gate {
         changed
     }
 
+    /// What is paused now, as the names PAUSE (or KILL) was given (`*` = everything).
+    #[must_use]
+    pub fn paused(&self) -> Vec<String> {
+        self.lock()
+            .iter()
+            .map(|s| match s {
+                DbSelector::All => "*".to_owned(),
+                DbSelector::Named(n) => n.clone(),
+            })
+            .collect()
+    }
+
     /// Whether new transactions of (listener, database) are held now.
     #[must_use]
     pub fn is_paused(&self, listener: &str, database: &str) -> bool {

@@ -8,7 +8,7 @@ use super::pools::{db_name, pool_mode};
 use super::table::{Cell, Kind, Table};
 use crate::config::Balance;
 use crate::route::Listener;
-use crate::session::{ClientState, Shared};
+use crate::session::{ClientState, Shared, Stop};
 use crate::topology::Topology;
 
 /// The databases of a listener that have pools or clients now, plus `*` (any database,
@@ -178,6 +178,30 @@ pub fn topology(shared: &Shared) -> Table {
     t
 }
 
+/// SHOW STATE: PgBouncer's `active`, `paused`, `suspended`, plus what is paused and
+/// whether the process is stopping.
+#[must_use]
+pub fn state(shared: &Shared) -> Table {
+    let mut t = Table::new(&[("key", Kind::Text), ("value", Kind::Text)]);
+    let paused = shared.gate.paused();
+    let stop = match shared.gate.stop_state() {
+        Stop::Running => "no",
+        Stop::Draining => "draining",
+        Stop::Now => "now",
+    };
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    for (k, v) in [
+        ("active", yes(stop == "no").to_owned()),
+        ("paused", yes(paused.iter().any(|p| p == "*")).to_owned()),
+        ("suspended", "no".to_owned()),
+        ("paused_databases", paused.join(",")),
+        ("stopping", stop.to_owned()),
+    ] {
+        t.push(vec![k.into(), v.into()]);
+    }
+    t
+}
+
 /// SHOW VERSION.
 #[must_use]
 pub fn version() -> Table {
@@ -218,6 +242,10 @@ pub fn help() -> Table {
             "the config in force; changeable = applied by RELOAD",
         ),
         ("SHOW VERSION", "rolegate's version"),
+        (
+            "SHOW STATE",
+            "active, paused (everything), paused databases, stopping",
+        ),
         (
             "PAUSE [db]",
             "wait for server connections to be released, then hold new transactions",

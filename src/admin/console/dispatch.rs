@@ -131,6 +131,7 @@ pub fn show(shared: &Shared, what: &str) -> Result<Table, PgError> {
         "TOPOLOGY" => cluster::topology(shared),
         "CONFIG" => super::config::config(shared),
         "VERSION" => cluster::version(),
+        "STATE" => cluster::state(shared),
         "HELP" => cluster::help(),
         other => {
             return Err(syntax(&format!(
