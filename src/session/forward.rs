@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
-use super::clients::{ClientInfo, ClientState, ServerLink};
+use super::clients::{ClientInfo, ClientState, ServerAt, ServerLink};
 use super::connect::Backend;
 use super::{shutting_down, Shared};
 use crate::protocol::frame::{parse_backend_key, BoundaryTracker, Seen, BACKEND_KEY_DATA};
@@ -67,9 +67,7 @@ pub async fn run(
     tracing::info!(member = %addr.member, "routed");
     let now = std::time::SystemTime::now();
     let link = ServerLink {
-        member: addr.member.clone(),
-        host: addr.host.clone(),
-        port: addr.port,
+        at: ServerAt::Direct(Arc::new(addr.clone())),
         pid: 0,
         connected: now,
         since: now,

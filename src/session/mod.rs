@@ -24,7 +24,9 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 pub use auth_setup::{AuthQuery, AuthSetup, AuthSetupError};
-pub use clients::{ClientGuard, ClientInfo, ClientRegistry, ClientState, NewClient, ServerLink};
+pub use clients::{
+    ClientGuard, ClientInfo, ClientRegistry, ClientState, NewClient, ServerAt, ServerLink,
+};
 pub use gate::{DbSelector, Gate, Stop};
 
 use crate::config::Config;
