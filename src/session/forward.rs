@@ -44,7 +44,8 @@ struct ClientSide {
     /// The listener's counters (bytes).
     stats: Arc<ListenerStats>,
     cancel_guard: Option<CancelGuard>,
-    /// The server's last ReadyForQuery said idle (no transaction open, nothing owed).
+    /// The server's last ReadyForQuery said idle and the client sent nothing since (no
+    /// transaction open, no request in flight): a stopping rolegate may end the session.
     idle: bool,
 }
 
@@ -155,6 +156,8 @@ async fn copy(
             r = cr.read(&mut cbuf) => match r {
                 Ok(0) | Err(_) => return End::ClientClosed,
                 Ok(n) => {
+                    // A request is under way: not idle until the server's next ReadyForQuery.
+                    side.idle = false;
                     side.stats.bytes_received.add(n as u64);
                     if sw.write_all(&cbuf[..n]).await.is_err() { return End::ServerClosed }
                 }
