@@ -242,6 +242,7 @@ impl ServerPool {
         s: &PoolSettings,
         slot: Option<DbSlot>,
     ) -> Result<Box<ServerConn>, PoolError> {
+        // Boxed: opening is rare, and its login state should not sit in every checkout.
         let mut conn =
             Box::pin(ServerConn::open(&self.addr, &self.login, s.connect_timeout)).await?;
         conn.db_slot = slot;

@@ -7,37 +7,32 @@ pub mod auth_query;
 pub mod auth_setup;
 pub mod clients;
 pub mod connect;
+mod first;
 pub mod forward;
 pub mod gate;
 pub mod pooled;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
+use tokio::sync::{mpsc, oneshot};
+
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 pub use auth_setup::{AuthQuery, AuthSetup, AuthSetupError};
-pub use clients::{
-    ClientGuard, ClientInfo, ClientRegistry, ClientState, NewClient, ServerAt, ServerLink,
-};
+pub use clients::{ClientGuard, ClientRegistry, ClientState, NewClient, ServerLink};
 pub use gate::{DbSelector, Gate, Stop};
 
 use crate::config::Config;
-use crate::protocol::startup::{read_first_packet, NO_ENCRYPTION};
-use crate::protocol::{FirstPacket, PgError, ProtocolError};
+use crate::protocol::{PgError, ProtocolError};
 use crate::route::{CancelMap, Listener};
 use crate::topology::TopologyStore;
-
-/// How long a client may take to send its startup packet (PostgreSQL's authentication_timeout
-/// is 60s; a proxy holding a socket for a silent client should give up sooner).
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
+use first::First;
 
 /// What the admin console asks of the process (`app` owns the answer).
 pub enum ControlRequest {
@@ -114,18 +109,6 @@ pub async fn run(
     .await;
 }
 
-/// Where a client goes after its first packet.
-enum Next {
-    /// Answered already (a cancel request, or a refusal).
-    Done,
-    /// Logged in by rolegate, then lent pooled servers.
-    Pooled(BTreeMap<String, String>),
-    /// The startup packet goes to a member as is, then bytes both ways.
-    Passthrough(BTreeMap<String, String>, bytes::Bytes),
-    /// The SQL admin console (database `pgbouncer` or `rolegate`).
-    Console(BTreeMap<String, String>),
-}
-
 async fn serve(
     shared: &Shared,
     listener: &Arc<Listener>,
@@ -135,98 +118,76 @@ async fn serve(
 ) -> Result<(), ProtocolError> {
     // Boxed, and finished before the session's main phase, so that an idle client's task
     // keeps none of the startup's state.
-    match Box::pin(first_packet(shared, listener, &mut client)).await? {
-        Next::Done => Ok(()),
-        Next::Console(params) => {
-            Box::pin(crate::admin::console::run(shared, client, &params)).await
-        }
-        Next::Pooled(params) => match &listener.pool {
-            Some(setup) => {
-                let guard = join(shared, listener, &params, id, peer);
-                let info = guard.info.clone();
-                // Boxed: the session's own future then stays small whatever the pooled
-                // state machine weighs (it is allocated once per client either way).
-                Box::pin(pooled::run(shared, listener, setup, client, params, info)).await
-            }
-            None => Ok(()),
-        },
-        Next::Passthrough(params, raw) => {
-            let guard = join(shared, listener, &params, id, peer);
-            drop(params);
-            Box::pin(passthrough(shared, listener, client, raw, &guard.info)).await
-        }
-    }
-}
-
-/// Reads the first packet: answers encryption requests and forwards cancel requests.
-async fn first_packet(
-    shared: &Shared,
-    listener: &Listener,
-    client: &mut TcpStream,
-) -> Result<Next, ProtocolError> {
-    let first = match tokio::time::timeout(STARTUP_TIMEOUT, negotiate(client)).await {
-        Ok(Ok(p)) => p,
-        Ok(Err(e)) => {
-            if let Some(err) = e.to_client_error() {
-                let _ = client.write_all(&err.encode()).await;
-            }
-            return Err(e);
-        }
-        Err(_) => {
-            let err = PgError::fatal("08P01", "rolegate: no startup packet within 15s; closing")
-                .with_hint("Connect with a PostgreSQL client.");
-            let _ = client.write_all(&err.encode()).await;
-            return Ok(Next::Done);
-        }
+    let (params, raw) = match Box::pin(first::first_packet(shared, &mut client)).await? {
+        First::Done => return Ok(()),
+        First::Startup { params, raw } => (params, raw),
     };
-    match first {
-        FirstPacket::Cancel { key, raw } => {
-            forward::cancel(&shared.cancels, &key, &raw).await;
-            Ok(Next::Done)
-        }
-        FirstPacket::Startup { raw, params } => {
-            let user = params.get("user").map_or("", String::as_str);
-            let db = params.get("database").map_or(user, String::as_str);
-            tracing::Span::current().record("user", user);
-            tracing::Span::current().record("db", db);
-            tracing::debug!(user, db, "startup");
-            if crate::admin::console::is_console_database(db) {
-                return Ok(Next::Console(params));
-            }
-            if shared.gate.stop_state() != Stop::Running {
-                client.write_all(&shutting_down().encode()).await?;
-                return Ok(Next::Done);
-            }
-            // rolegate logs pooled clients in itself: an idle client keeps no packet.
-            Ok(if listener.pool.is_some() {
-                Next::Pooled(params)
-            } else {
-                Next::Passthrough(params, raw)
-            })
-        }
-        FirstPacket::SslRequest | FirstPacket::GssEncRequest => {
-            unreachable_negotiation().map(|()| Next::Done)
-        }
-    }
-}
-
-/// Lists a client in the registry (SHOW CLIENTS, KILL, shutdown) for its session's life.
-fn join(
-    shared: &Shared,
-    listener: &Listener,
-    params: &BTreeMap<String, String>,
-    id: u64,
-    peer: SocketAddr,
-) -> ClientGuard {
     let user = params.get("user").map_or("", String::as_str);
-    shared.clients.join(&NewClient {
+    let db = params.get("database").map_or(user, String::as_str);
+    tracing::Span::current().record("user", user);
+    tracing::Span::current().record("db", db);
+    tracing::debug!(user, db, "startup");
+    if crate::admin::console::is_console_database(db) {
+        return Box::pin(crate::admin::console::run(shared, client, &params)).await;
+    }
+    if shared.gate.stop_state() != Stop::Running {
+        client.write_all(&shutting_down().encode()).await?;
+        return Ok(());
+    }
+    let guard = shared.clients.join(&NewClient {
         id,
         listener: &listener.name,
         user,
-        database: params.get("database").map_or(user, String::as_str),
+        database: db,
         peer,
         pooled: listener.pool.is_some(),
-    })
+    });
+    if let Some(setup) = &listener.pool {
+        // rolegate logs pooled clients in itself: an idle client keeps no packet.
+        drop(raw);
+        return pooled::run(shared, listener, setup, client, params, &guard.info).await;
+    }
+    let db = db.to_owned();
+    drop(params);
+    Box::pin(passthrough(
+        shared,
+        listener,
+        client,
+        &raw,
+        &db,
+        &guard.info,
+    ))
+    .await
+}
+
+/// A client of a passthrough listener: its own server session, bytes both ways.
+async fn passthrough(
+    shared: &Shared,
+    listener: &Arc<Listener>,
+    mut client: TcpStream,
+    raw: &[u8],
+    db: &str,
+    info: &Arc<clients::ClientInfo>,
+) -> Result<(), ProtocolError> {
+    let waited = Instant::now();
+    let connected = {
+        let _waiting = listener.stats.clients_waiting.enter();
+        info.set(ClientState::Waiting, None);
+        // PAUSE holds new passthrough sessions (running ones cannot be held between
+        // transactions without parsing them).
+        shared.gate.wait_open(&listener.name, db).await;
+        connect::connect(shared, listener).await
+    };
+    listener.stats.wait_time.record(waited.elapsed());
+    match connected {
+        Ok(backend) => forward::run(shared, listener, client, backend, raw, info).await,
+        Err(err) => {
+            listener.stats.errors.record(err.code.as_bytes());
+            tracing::warn!(code = err.code, message = %err.message, "refusing client");
+            let _ = client.write_all(&err.encode()).await;
+            Ok(())
+        }
+    }
 }
 
 /// Starts a graceful stop: no new connections or transactions, pooled clients between
@@ -247,58 +208,6 @@ pub fn shutting_down() -> PgError {
     PgError::fatal("57P01", "rolegate is shutting down").with_hint(
         "Reconnect: another rolegate instance, or this one once restarted, will serve you.",
     )
-}
-
-/// A client of a passthrough listener: its own server session, bytes both ways.
-async fn passthrough(
-    shared: &Shared,
-    listener: &Arc<Listener>,
-    mut client: TcpStream,
-    raw: bytes::Bytes,
-    info: &ClientInfo,
-) -> Result<(), ProtocolError> {
-    let waited = Instant::now();
-    let connected = {
-        let _waiting = listener.stats.clients_waiting.enter();
-        info.set(ClientState::Waiting, None);
-        // PAUSE holds new passthrough sessions (running ones cannot be held between
-        // transactions without parsing them).
-        shared.gate.wait_open(&listener.name, &info.database).await;
-        connect::connect(shared, listener).await
-    };
-    listener.stats.wait_time.record(waited.elapsed());
-    match connected {
-        Ok(backend) => forward::run(shared, listener, client, backend, &raw, info).await,
-        Err(err) => {
-            listener.stats.errors.record(err.code.as_bytes());
-            tracing::warn!(code = err.code, message = %err.message, "refusing client");
-            let _ = client.write_all(&err.encode()).await;
-            Ok(())
-        }
-    }
-}
-
-/// Reads packets until one that is not an encryption request, answering those with 'N'
-/// (TLS is not offered yet). A client may ask for SSL and then GSS, so at most two rounds.
-async fn negotiate(client: &mut TcpStream) -> Result<FirstPacket, ProtocolError> {
-    for _ in 0..3 {
-        match read_first_packet(client).await? {
-            FirstPacket::SslRequest | FirstPacket::GssEncRequest => {
-                client.write_all(&[NO_ENCRYPTION]).await?;
-            }
-            other => return Ok(other),
-        }
-    }
-    Err(ProtocolError::Startup(
-        "too many encryption requests".into(),
-    ))
-}
-
-fn unreachable_negotiation() -> Result<(), ProtocolError> {
-    // `negotiate` never returns an encryption request; treat it as a protocol error anyway.
-    Err(ProtocolError::Startup(
-        "unexpected encryption request".into(),
-    ))
 }
 
 #[cfg(test)]

@@ -134,6 +134,8 @@ fn config_text(cluster: &Cluster, listeners: &[(u16, Role)]) -> String {
         cluster.scope(),
         cluster.etcd_endpoint()
     );
+    // The admin server's default port (7000) would clash between tests running at once.
+    text.push_str("\n[admin]\nhttp = \"\"\n");
     for &(port, role) in listeners {
         let _ = write!(
             text,

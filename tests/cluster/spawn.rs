@@ -52,6 +52,7 @@ impl Drop for Proc {
 /// every port in `ports` accepts.
 pub fn rolegate(cluster: &Cluster, name: &str, rest: &str, ports: &[u16]) -> Proc {
     let dir = cluster.dir();
+    let rest = without_default_admin_port(rest);
     let text = format!(
         "[cluster]\nscope = \"{}\"\n[dcs.etcd]\nendpoints = [\"{}\"]\n{rest}",
         cluster.scope(),
@@ -127,5 +128,17 @@ pub fn wait_port(port: u16) {
             "port {port} never listened"
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The admin server's default port (7000) would clash between tests running at once:
+/// unless a test names its own `[admin] http`, the admin server is turned off.
+fn without_default_admin_port(rest: &str) -> String {
+    if rest.contains("http =") {
+        rest.to_owned()
+    } else if rest.contains("[admin]") {
+        rest.replacen("[admin]\n", "[admin]\nhttp = \"\"\n", 1)
+    } else {
+        format!("{rest}\n[admin]\nhttp = \"\"\n")
     }
 }

@@ -10,7 +10,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::params::ClientParams;
-use super::{Client, Held, Shared};
+use super::{Client, ClientInfo, Held, Shared};
 use crate::auth::authenticate_client;
 use crate::config::PoolMode;
 use crate::pool::{Login, PoolSetup};
@@ -18,7 +18,6 @@ use crate::protocol::io::message;
 use crate::protocol::{PgError, ProtocolError};
 use crate::route::cancel::PooledTarget;
 use crate::route::Listener;
-use crate::session::ClientInfo;
 
 /// Logs the client in and greets it. `None` = refused (the client was told why).
 /// In session mode the first server stays lent; in transaction mode it went back.
@@ -28,7 +27,7 @@ pub async fn login<'a>(
     setup: &'a PoolSetup,
     stream: &mut TcpStream,
     startup: &BTreeMap<String, String>,
-    info: Arc<ClientInfo>,
+    info: &'a ClientInfo,
 ) -> Result<Option<(Box<Client<'a>>, Option<Held>)>, ProtocolError> {
     let Ok(slot) = setup.clients.try_acquire() else {
         let e = PgError::fatal(

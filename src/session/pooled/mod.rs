@@ -3,6 +3,7 @@
 //! (or for the whole session) through [`relay`].
 
 pub mod backend;
+mod bufs;
 mod ending;
 pub mod expect;
 pub mod frontend;
@@ -21,7 +22,7 @@ use tokio::sync::oneshot;
 
 use super::clients::{ClientInfo, ClientState, ServerAt, ServerLink};
 use super::connect::{with_member, Attempt};
-use super::{shutting_down, Shared, Stop};
+use super::Shared;
 use crate::config::PoolMode;
 use crate::pool::{Checkout, Login, PoolError, PoolSetup, ServerPool};
 use crate::protocol::io::{message, parse_parameter_status, read_message};
@@ -45,21 +46,18 @@ pub struct Held {
 /// One unit of `clients_active`; on drop, also the transaction's duration (transaction mode).
 pub struct Active {
     stats: Arc<ListenerStats>,
-    /// When the server was lent; set by [`Client::checkout`] from its own clock reading.
-    since: Option<Instant>,
+    since: Instant,
     per_transaction: bool,
 }
 
 impl Active {
-    fn new(listener: &Listener) -> Self {
-        listener.stats.clients_active.inc();
+    /// `since` is when the server was lent (the caller has a clock reading at hand).
+    fn new(stats: &Arc<ListenerStats>, since: Instant, per_transaction: bool) -> Self {
+        stats.clients_active.inc();
         Self {
-            stats: listener.stats.clone(),
-            since: None,
-            per_transaction: listener
-                .pool
-                .as_ref()
-                .is_some_and(|p| p.mode == PoolMode::Transaction),
+            stats: stats.clone(),
+            since,
+            per_transaction,
         }
     }
 }
@@ -67,8 +65,8 @@ impl Active {
 impl Drop for Active {
     fn drop(&mut self) {
         self.stats.clients_active.dec();
-        if let (true, Some(since)) = (self.per_transaction, self.since) {
-            self.stats.transaction_time.record(since.elapsed());
+        if self.per_transaction {
+            self.stats.transaction_time.record(self.since.elapsed());
         }
     }
 }
@@ -87,7 +85,7 @@ pub struct Client<'a> {
     /// (a span's recorded fields accumulate in the log formatter).
     pub logged_member: Option<Arc<str>>,
     /// This client's entry in the client registry (state, kill switch).
-    pub info: Arc<ClientInfo>,
+    pub info: &'a ClientInfo,
     /// The client's place under `max_client_conn` and its cancel key, for the session's life.
     _slot: crate::pool::capacity::Permit,
     _cancel: crate::route::cancel::CancelGuard,
@@ -100,7 +98,7 @@ pub async fn run(
     setup: &PoolSetup,
     mut stream: TcpStream,
     startup: BTreeMap<String, String>,
-    info: Arc<ClientInfo>,
+    info: &ClientInfo,
 ) -> Result<(), ProtocolError> {
     // Boxed: the login's state is freed once it is done, so an idle client keeps only the
     // relay's (small) state.
@@ -124,26 +122,28 @@ impl Client<'_> {
     /// Lends the client a server connection on a member of the listener's role set, with
     /// the client's parameters applied.
     pub async fn checkout(&mut self) -> Result<Held, PgError> {
-        let topology = self.shared.topology.load();
-        let stats = &self.listener.stats;
+        let (shared, listener) = (self.shared, self.listener);
+        let stats = &listener.stats;
+        self.info.set(ClientState::Waiting, None);
         let waited = Instant::now();
         let waiting = stats.clients_waiting.enter();
-        self.info.set(ClientState::Waiting, None);
-        let gate = &self.shared.gate;
-        gate.wait_open(&self.listener.name, &self.login.database)
+        shared
+            .gate
+            .wait_open(&listener.name, &self.login.database)
             .await;
-        if gate.stop_state() != Stop::Running {
-            return Err(shutting_down());
+        if shared.gate.stop_state() != super::Stop::Running {
+            return Err(super::shutting_down());
         }
-        let held = match self.sticky_checkout(topology.generation).await {
+        let topology = self.shared.topology.load();
+        let held = match self.sticky_checkout(topology.generation, waited).await {
             Some(held) => held,
-            None => Box::pin(self.balanced_checkout(&topology)).await,
+            None => Box::pin(self.balanced_checkout(&topology, waited)).await,
         };
         drop(waiting);
         let lent = Instant::now();
         stats.wait_time.record(lent - waited);
         let mut held = held.inspect_err(|e| stats.errors.record(e.code.as_bytes()))?;
-        held.active.since = Some(lent);
+        held.active.since = lent;
         let since = held.checkout.since;
         let pool = held.checkout.pool().clone();
         let conn = held.checkout.conn();
@@ -179,12 +179,16 @@ impl Client<'_> {
     /// The pool of the last checkout, while the topology it was chosen under stands and
     /// it was the only choice: skips member selection and the pool lookup. `None` = go
     /// the balanced way.
-    async fn sticky_checkout(&mut self, generation: u64) -> Option<Result<Held, PgError>> {
+    async fn sticky_checkout(
+        &mut self,
+        generation: u64,
+        since: Instant,
+    ) -> Option<Result<Held, PgError>> {
         let pool = self
             .sticky
             .take()
             .filter(|s| s.generation == generation && !s.pool.is_draining())?;
-        match attempt(self.shared, self.listener, pool.pool.clone()).await {
+        match attempt(self, pool.pool.clone(), since).await {
             Attempt::Done(held) => {
                 self.sticky = Some(pool);
                 Some(Ok(held))
@@ -195,13 +199,17 @@ impl Client<'_> {
     }
 
     /// Chooses a member (balanced, waiting for one if needed) and checks out from its pool.
-    async fn balanced_checkout(&mut self, topology: &Topology) -> Result<Held, PgError> {
-        let (shared, listener, setup, login) =
-            (self.shared, self.listener, self.setup, &self.login);
-        let held = with_member(shared, listener, |addr| {
-            attempt(shared, listener, setup.pools.get(&addr, login))
+    async fn balanced_checkout(
+        &mut self,
+        topology: &Topology,
+        since: Instant,
+    ) -> Result<Held, PgError> {
+        let this = &*self;
+        let held = with_member(this.shared, this.listener, |addr| {
+            attempt(this, this.setup.pools.get(&addr, &this.login), since)
         })
         .await?;
+        let listener = self.listener;
         let pool = held.checkout.pool();
         if let [m] = listener.candidates(topology).as_slice() {
             if m.name() == pool.addr.member {
@@ -224,11 +232,8 @@ pub struct Sticky {
 
 /// Checks out from `pool`, refusing a server that reports hot standby on a primary
 /// listener, and registers the session on the member for fencing.
-async fn attempt(
-    shared: &Shared,
-    listener: &Arc<Listener>,
-    pool: Arc<ServerPool>,
-) -> Attempt<Held> {
+async fn attempt(c: &Client<'_>, pool: Arc<ServerPool>, since: Instant) -> Attempt<Held> {
+    let (shared, listener) = (c.shared, c.listener);
     let user = &pool.login.user;
     let mut checkout = match pool.checkout().await {
         Ok(c) => c,
@@ -251,11 +256,12 @@ async fn attempt(
     if !listener.serves(&shared.topology.load(), member) {
         return Attempt::Left;
     }
+    let per_transaction = c.setup.mode == PoolMode::Transaction;
     Attempt::Done(Held {
         checkout,
         guard,
         kill,
-        active: Active::new(listener),
+        active: Active::new(&listener.stats, since, per_transaction),
     })
 }
 

@@ -9,6 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::backend::Backend;
+use super::bufs::Bufs;
 use super::ending::{apply_effects, finish, killed, lost, query_done};
 use super::expect::Expected;
 use super::frontend::{Ctx, Flow, Frontend};
@@ -21,7 +22,6 @@ use crate::protocol::{PgError, ProtocolError};
 use crate::session::{shutting_down, Stop};
 use crate::topology::Service;
 
-const BUF: usize = 8 * 1024;
 /// A client Terminate message.
 const TERMINATE: [u8; 5] = [b'X', 0, 0, 0, 4];
 
@@ -42,46 +42,6 @@ enum Step {
     Retry,
 }
 
-/// Read and write buffers; held only while a server is lent, so an idle client costs
-/// its socket and little else.
-struct Bufs {
-    client_in: Vec<u8>,
-    server_in: Vec<u8>,
-    out: Vec<u8>,
-}
-
-/// Buffers given back by sessions that released their server, reused by the next
-/// transaction on the same thread instead of allocating and zeroing 24 KB each time.
-const SPARE_BUFS: usize = 64;
-
-thread_local! {
-    static SPARE: std::cell::RefCell<Vec<Bufs>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-impl Bufs {
-    fn new() -> Self {
-        SPARE.with_borrow_mut(Vec::pop).unwrap_or_else(|| Self {
-            client_in: vec![0; BUF],
-            server_in: vec![0; BUF],
-            out: Vec::with_capacity(BUF),
-        })
-    }
-
-    /// Keeps `bufs` for the next transaction on this thread (or frees it, past the cap).
-    fn recycle(bufs: Option<Self>) {
-        let Some(mut b) = bufs else { return };
-        if b.out.capacity() > 4 * BUF {
-            return; // grown by a big message: let it go
-        }
-        b.out.clear();
-        SPARE.with_borrow_mut(|spare| {
-            if spare.len() < SPARE_BUFS {
-                spare.push(b);
-            }
-        });
-    }
-}
-
 /// The protocol state of one pooled session.
 struct Relay {
     front: Frontend,
@@ -92,10 +52,9 @@ struct Relay {
     replay: Option<Replay>,
     /// When the oldest request the server has not answered with ReadyForQuery was sent.
     query_sent: Option<Instant>,
-    /// ReadyForQuery and ParameterStatus messages of the last server chunk (kept to reuse).
+    /// ReadyForQuery, ParameterStatus and ErrorResponse messages of the last server chunk
+    /// (kept to reuse its allocation).
     seen: Vec<Seen>,
-    /// `idle_transaction_timeout`, read at each checkout so a reload reaches running sessions.
-    idle_timeout: Option<Duration>,
 }
 
 /// Relays until the client leaves or the session must end.
@@ -104,8 +63,7 @@ pub async fn run(
     mut stream: TcpStream,
     mut held: Option<Held>,
 ) -> Result<(), ProtocolError> {
-    let settings = c.setup.settings();
-    let max_prepared = settings.max_prepared_statements;
+    let max_prepared = c.setup.settings().max_prepared_statements;
     let tracking =
         (c.setup.mode == PoolMode::Transaction && max_prepared > 0).then_some(max_prepared);
     let mut r = Relay {
@@ -117,9 +75,7 @@ pub async fn run(
         replay: None,
         query_sent: None,
         seen: Vec::new(),
-        idle_timeout: settings.idle_transaction_timeout,
     };
-    drop(settings);
     loop {
         let step = match held.as_mut() {
             None => match r.idle_step(c, &mut stream).await? {
@@ -242,7 +198,6 @@ impl Relay {
             Ok(h) => h,
             Err(e) => return Ok((Step::Fail(e), None)),
         };
-        self.idle_timeout = c.setup.pools.settings.load().idle_transaction_timeout;
         let step = self.client_sent(n, &mut h, stream).await?;
         if !self.front.at_boundary() {
             self.replay = None; // the request goes on in the next chunk
@@ -302,8 +257,11 @@ impl Relay {
         stream: &mut TcpStream,
     ) -> Result<Step, ProtocolError> {
         let in_txn_idle = self.flow.pending == 0 && self.flow.status != b'I';
-        let idle_limit = self.idle_timeout.filter(|_| in_txn_idle);
-        let idle_now = self.idle();
+        let idle_limit = if in_txn_idle {
+            c.setup.settings().idle_transaction_timeout
+        } else {
+            None
+        };
         // No timer at all unless one can fire: arming one per step costs a timer-wheel lock.
         let idle_timer = async {
             match idle_limit {
@@ -311,6 +269,7 @@ impl Relay {
                 None => std::future::pending().await,
             }
         };
+        let idle_now = self.idle();
         let bufs = self.bufs.get_or_insert_with(Bufs::new);
         let Held { checkout, kill, .. } = h;
         let conn = checkout.conn();
