@@ -137,3 +137,40 @@ async fn a_pause_abandoned_by_its_client_stops_waiting() {
     admin.simple_query("RESUME").await.unwrap();
     assert!(!proxy.shared.gate.is_paused("rw", "postgres"));
 }
+
+#[tokio::test]
+async fn console_users_authenticate_with_the_auth_file() {
+    let b = FakeBackend::start(402).await;
+    let path = std::env::temp_dir().join(format!("rolegate-console-{}.txt", std::process::id()));
+    std::fs::write(&path, "\"ops\" \"s3cret\"\n").unwrap();
+    let auth = format!(
+        "type = \"scram-sha-256\"\nfile = {:?}",
+        path.display().to_string()
+    );
+    let spec = "name = \"rw\"\nrole = \"primary\"\n".to_owned();
+    let proxy = Proxy::start_toml(&[spec], Some(&auth)).await;
+    let text = "[cluster]\nscope = \"demo\"\n[admin]\nadmin_users = [\"ops\", \"nofile\"]\n";
+    let config = rolegate::config::parse(text, "test").unwrap();
+    proxy.shared.config.store(Some(Arc::new(config)));
+    let members = [("pg1", member_json(b.addr, "primary", "running", 1000))];
+    proxy.publish(&fake::keys(Some("pg1"), &members, None));
+    let a = proxy.addrs[0];
+    let connect = |user: &str, password: &str| {
+        let conninfo = format!(
+            "host={} port={} user={user} password={password} dbname=rolegate sslmode=disable",
+            a.ip(),
+            a.port()
+        );
+        async move { tokio_postgres::connect(&conninfo, NoTls).await }
+    };
+    let e = connect("ops", "wrong").await.err().unwrap();
+    assert_eq!(e.code().unwrap().code(), "28P01");
+    // Listed as an admin but absent from the auth file: no password can match.
+    let e = connect("nofile", "x").await.err().unwrap();
+    assert!(matches!(e.code().unwrap().code(), "28P01" | "28000"), "{e}");
+    let (client, conn) = connect("ops", "s3cret").await.unwrap();
+    tokio::spawn(conn);
+    let v = show(&client, "SHOW VERSION").await;
+    assert!(get(&v[0], "version").unwrap().starts_with("rolegate "));
+    let _ = std::fs::remove_file(&path);
+}
