@@ -84,6 +84,28 @@ async fn a_driver_reads_real_counts_and_errors_carry_sqlstates() {
     assert_eq!(get(row, "pool_mode"), Some("transaction"));
     let clients = show(&admin, "SHOW CLIENTS").await;
     assert_eq!(clients.len(), 2, "{clients:?}");
+    let users = show(&admin, "SHOW USERS").await;
+    assert_eq!(get(&users[0], "name"), Some("app"), "{users:?}");
+    assert_eq!(
+        get(&users[0], "current_connections"),
+        Some("1"),
+        "{users:?}"
+    );
+    assert_eq!(
+        get(&users[0], "current_client_connections"),
+        Some("2"),
+        "{users:?}"
+    );
+    let totals = show(&admin, "SHOW STATS_TOTALS").await;
+    assert!(
+        totals[0].iter().all(|(c, _)| !c.starts_with("avg_")),
+        "{totals:?}"
+    );
+    let sums = show(&admin, "SHOW TOTALS").await;
+    assert!(
+        sums.iter().any(|r| get(r, "name") == Some("xact_count")),
+        "{sums:?}"
+    );
     // Two statements in one query: both answered.
     let two = admin
         .simple_query("SHOW VERSION; SHOW LISTS")

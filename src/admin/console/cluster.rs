@@ -243,6 +243,11 @@ pub fn help() -> Table {
         ),
         ("SHOW VERSION", "rolegate's version"),
         (
+            "SHOW STATS_TOTALS, SHOW TOTALS",
+            "the total_* counters per listener, and summed",
+        ),
+        ("SHOW USERS", "server and client connections per user"),
+        (
             "SHOW STATE",
             "active, paused (everything), paused databases, stopping",
         ),

@@ -132,6 +132,9 @@ pub fn show(shared: &Shared, what: &str) -> Result<Table, PgError> {
         "CONFIG" => super::config::config(shared),
         "VERSION" => cluster::version(),
         "STATE" => cluster::state(shared),
+        "STATS_TOTALS" => super::totals::stats_totals(shared),
+        "TOTALS" => super::totals::totals(shared),
+        "USERS" => super::totals::users(shared),
         "HELP" => cluster::help(),
         other => {
             return Err(syntax(&format!(
