@@ -124,6 +124,26 @@ async fn a_driver_reads_real_counts_and_errors_carry_sqlstates() {
     assert_eq!(e.code().unwrap().code(), "42501");
     let e = console(&proxy, "app").await.err().unwrap();
     assert_eq!(e.code().unwrap().code(), "28000");
+    // DISABLE refuses new clients of the database; ENABLE lets them in again.
+    admin.simple_query("DISABLE postgres").await.unwrap();
+    let mut refused = tokio::net::TcpStream::connect(proxy.addrs[0])
+        .await
+        .unwrap();
+    refused
+        .write_all(&fake::startup_packet("app"))
+        .await
+        .unwrap();
+    let (tag, body) = read_msg(&mut refused).await.unwrap();
+    assert_eq!(tag, b'E');
+    assert_eq!(fake::error_fields(&body)[&'C'], "57P03");
+    let dbs = show(&admin, "SHOW DATABASES").await;
+    let row = dbs
+        .iter()
+        .find(|r| get(r, "name") == Some("postgres@rw"))
+        .unwrap();
+    assert_eq!(get(row, "disabled"), Some("1"), "{row:?}");
+    admin.simple_query("ENABLE postgres").await.unwrap();
+    assert!(!proxy.shared.gate.is_disabled("rw", "postgres"));
     // No control loop in process: RELOAD says so instead of hanging.
     let e = admin.simple_query("RELOAD").await.unwrap_err();
     assert_eq!(e.code().unwrap().code(), "0A000");

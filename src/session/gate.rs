@@ -59,6 +59,10 @@ pub struct Gate {
     /// Fast path: false when nothing is paused.
     any_paused: AtomicBool,
     paused: Mutex<Vec<DbSelector>>,
+    /// Fast path: false when nothing is disabled.
+    any_disabled: AtomicBool,
+    /// DISABLE: databases that refuse new clients.
+    disabled: Mutex<Vec<DbSelector>>,
     /// Bumped on every PAUSE/RESUME so waiters re-check.
     version: watch::Sender<u64>,
     stop: watch::Sender<Stop>,
@@ -69,6 +73,8 @@ impl Default for Gate {
         Self {
             any_paused: AtomicBool::new(false),
             paused: Mutex::default(),
+            any_disabled: AtomicBool::new(false),
+            disabled: Mutex::default(),
             version: watch::channel(0).0,
             stop: watch::channel(Stop::Running).0,
         }
@@ -106,6 +112,28 @@ impl Gate {
         drop(p);
         self.version.send_modify(|v| *v += 1);
         changed
+    }
+
+    /// DISABLE (`on`) or ENABLE a database: whether new clients are refused.
+    pub fn set_disabled(&self, which: DbSelector, on: bool) {
+        let mut d = self.disabled.lock().unwrap_or_else(PoisonError::into_inner);
+        d.retain(|s| *s != which);
+        if on {
+            d.push(which);
+        }
+        self.any_disabled.store(!d.is_empty(), Ordering::Release);
+    }
+
+    /// Whether new clients of (listener, database) are refused (DISABLE).
+    #[must_use]
+    pub fn is_disabled(&self, listener: &str, database: &str) -> bool {
+        self.any_disabled.load(Ordering::Acquire)
+            && self
+                .disabled
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .any(|s| s.matches(listener, database))
     }
 
     /// What is paused now, as the names PAUSE (or KILL) was given (`*` = everything).

@@ -134,6 +134,20 @@ async fn serve(
         client.write_all(&shutting_down().encode()).await?;
         return Ok(());
     }
+    if shared.gate.is_disabled(&listener.name, db) {
+        let e = PgError::fatal(
+            "57P03",
+            format!(
+                "rolegate: database {db} is disabled on listener {}",
+                listener.name
+            ),
+        )
+        .with_hint(
+            "An administrator ran DISABLE on the admin console; ENABLE lets clients in again.",
+        );
+        client.write_all(&e.encode()).await?;
+        return Ok(());
+    }
     let guard = shared.clients.join(&NewClient {
         id,
         listener: &listener.name,

@@ -120,7 +120,7 @@ pub fn databases(shared: &Shared) -> Table {
                 s.map(|s| s.max_client_conn).into(),
                 n_clients.into(),
                 i64::from(shared.gate.is_paused(&l.name, &db)).into(),
-                0u32.into(),
+                i64::from(shared.gate.is_disabled(&l.name, &db)).into(),
                 l.name.clone().into(),
                 l.service.as_str().into(),
                 names.join(",").into(),
@@ -264,6 +264,8 @@ pub fn help() -> Table {
             "KILL db",
             "end the clients and server connections of a database",
         ),
+        ("DISABLE db", "refuse new clients of a database (57P03)"),
+        ("ENABLE db", "undo DISABLE"),
         (
             "RELOAD",
             "re-read the config file and apply what can change live",
