@@ -2,7 +2,7 @@
 //! the process's stop state (SIGTERM drains, SIGINT stops now). Sessions check it before
 //! borrowing a server; when nothing is paused that check is one atomic load.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::watch;
@@ -66,6 +66,8 @@ pub struct Gate {
     /// Bumped on every PAUSE/RESUME so waiters re-check.
     version: watch::Sender<u64>,
     stop: watch::Sender<Stop>,
+    /// `stop` as a number, read on every checkout and release without the watch's lock.
+    stop_now: AtomicU8,
 }
 
 impl Default for Gate {
@@ -77,6 +79,7 @@ impl Default for Gate {
             disabled: Mutex::default(),
             version: watch::channel(0).0,
             stop: watch::channel(Stop::Running).0,
+            stop_now: AtomicU8::new(0),
         }
     }
 }
@@ -173,7 +176,11 @@ impl Gate {
 
     #[must_use]
     pub fn stop_state(&self) -> Stop {
-        *self.stop.borrow()
+        match self.stop_now.load(Ordering::Acquire) {
+            0 => Stop::Running,
+            1 => Stop::Draining,
+            _ => Stop::Now,
+        }
     }
 
     /// Moves the stop state forward (never back).
@@ -185,6 +192,12 @@ impl Gate {
             );
             if forward {
                 *s = to;
+                let n = match to {
+                    Stop::Running => 0,
+                    Stop::Draining => 1,
+                    Stop::Now => 2,
+                };
+                self.stop_now.store(n, Ordering::Release);
             }
             forward
         });
