@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use cluster::spawn;
-use cluster::{wait_for, wait_until, Cluster, Session};
+use cluster::{wait_until, Cluster, Session};
 use serde_json::Value;
 
 const BASE: u16 = 27_000;
@@ -241,9 +241,20 @@ fn switchover_flips_is_primary(cluster: &Cluster, leader: &str) {
 /// Etcd silent past Patroni's ttl (20s): /ready and /role/primary turn 503, then recover.
 fn ready_follows_the_dcs(cluster: &Cluster) {
     cluster.stop_etcd();
-    let reason = wait_for("/ready turns 503", Duration::from_secs(40), || {
-        get(ADMIN, "/ready", None).map(|(s, b)| (s == 503).then_some(b))
-    });
+    let stopped = std::time::Instant::now();
+    let reason = loop {
+        let (status, body) = get(ADMIN, "/ready", None).unwrap();
+        if status == 503 {
+            break body;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(40),
+            "/ready still {status} {body} 40s after etcd stopped; /topology: {}\nrolegate log:\n{}",
+            get(ADMIN, "/topology", None).unwrap().1,
+            cluster.log_tail("rolegate-admin.log", 30)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
     assert!(reason.contains("DCS"), "{reason}");
     assert_eq!(get(ADMIN, "/role/primary", None).unwrap().0, 503);
     cluster.start_etcd();

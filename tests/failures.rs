@@ -8,7 +8,7 @@ mod cluster;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cluster::client::{listener, TRUST};
+use cluster::client::{connect, listener, text, TRUST};
 use cluster::writers::{write_through, WRITES_TABLE};
 use cluster::{server_of, spawn, wait_for, wait_until, Cluster};
 
@@ -16,18 +16,19 @@ use cluster::{server_of, spawn, wait_for, wait_until, Cluster};
 const FAILOVER: Duration = Duration::from_secs(90);
 
 /// rolegate with a transaction-mode primary listener on `port` holding new transactions
-/// for up to 60s while the leader changes.
+/// for up to 60s while the leader changes, and a passthrough primary listener on `port + 1`.
 fn rolegate(cluster: &Cluster, port: u16) -> spawn::Proc {
     let toml = format!(
-        "{TRUST}{}",
+        "{TRUST}{}{}",
         listener(
             port,
             "primary",
             Some("transaction"),
             "switchover_hold_timeout = \"60s\""
-        )
+        ),
+        listener(port + 1, "primary", None, "")
     );
-    spawn::rolegate(cluster, "rolegate-failures", &toml, &[port])
+    spawn::rolegate(cluster, "rolegate-failures", &toml, &[port, port + 1])
 }
 
 /// The first line of a pid file.
@@ -114,8 +115,14 @@ async fn patroni_killed_on_the_primary_nothing_reaches_the_still_writable_old_pr
     let old = cluster.leader().unwrap();
     let old_port = cluster.pg_port(&old);
     cluster.psql(old_port, WRITES_TABLE).unwrap();
-    let port = base + 41;
+    let (port, passthrough) = (base + 41, base + 42);
     let _rg = rolegate(&cluster, port);
+    // A passthrough session on the old primary, idle across the failover.
+    let held = connect(passthrough, "").await.unwrap();
+    let on = text(&held.client, "SELECT inet_server_port()")
+        .await
+        .unwrap();
+    assert_eq!(on, old_port.to_string());
 
     let mut new = String::new();
     let mut switched_at = String::new();
@@ -123,9 +130,11 @@ async fn patroni_killed_on_the_primary_nothing_reaches_the_still_writable_old_pr
         cluster.kill_patroni(&old);
         new = new_leader(&cluster, &old);
         let new_port = cluster.pg_port(&new);
-        wait_until("rolegate routes to the new leader", FAILOVER, || {
-            server_of(port).map(|s| s == (new_port, false))
-        });
+        for p in [port, passthrough] {
+            wait_until("rolegate routes to the new leader", FAILOVER, || {
+                server_of(p).map(|s| s == (new_port, false))
+            });
+        }
         switched_at = cluster.psql(old_port, "SELECT now()").unwrap();
     })
     .await;
@@ -157,6 +166,26 @@ async fn patroni_killed_on_the_primary_nothing_reaches_the_still_writable_old_pr
     );
     assert!(after.errors.is_empty(), "{:?}", after.errors);
     assert_eq!(after.missing(&cluster, new_port, "after"), 0);
+    let direct = write_through(passthrough, "after-pt", 4, Duration::from_secs(3), || {}).await;
+    assert!(
+        direct.acked.len() > 50,
+        "passthrough writes: {}",
+        direct.acked.len()
+    );
+    assert!(direct.errors.is_empty(), "{:?}", direct.errors);
+    assert_eq!(direct.missing(&cluster, new_port, "after-pt"), 0);
+    // The passthrough session held on the old primary was ended: its write goes nowhere.
+    // (Had it reached the old primary, the commit would wait forever for a sync standby.)
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        held.client
+            .simple_query("INSERT INTO writes VALUES ('after', 99, 99)"),
+    )
+    .await;
+    assert!(
+        matches!(r, Ok(Err(_))),
+        "a session on the old primary outlived the failover: {r:?}"
+    );
     assert_eq!(
         sessions_since(&cluster, old_port, &switched_at),
         "0",
@@ -166,7 +195,7 @@ async fn patroni_killed_on_the_primary_nothing_reaches_the_still_writable_old_pr
         cluster
             .psql(
                 old_port,
-                "SELECT count(*) FROM writes WHERE target = 'after'"
+                "SELECT count(*) FROM writes WHERE target LIKE 'after%'"
             )
             .unwrap(),
         "0",
@@ -176,7 +205,7 @@ async fn patroni_killed_on_the_primary_nothing_reaches_the_still_writable_old_pr
     let stray = cluster
         .psql(
             old_port,
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'INSERT INTO writes VALUES (''after''%'",
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'INSERT INTO writes VALUES (''after%'",
         )
         .unwrap();
     assert_eq!(stray, "0");

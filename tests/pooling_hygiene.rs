@@ -215,3 +215,34 @@ async fn tracked_parameters_follow_each_client_across_transactions() {
     assert_eq!(params(&b.client).await, format!("B|{default_tz}"));
     assert_eq!(params(&c.client).await, format!("C|{default_tz}"));
 }
+
+/// `SET search_path` in transaction mode. PostgreSQL 15 does not report search_path in
+/// a ParameterStatus (it is not GUC_REPORT; PostgreSQL 18 reports it), so rolegate cannot
+/// see the change and cannot re-apply it: another client on the same server sees it.
+/// PgBouncer has the same limitation. Use `ALTER ROLE .. SET search_path`, or
+/// session mode, for per-client search paths.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "PostgreSQL 15 does not report search_path changes, so a pooler cannot track them"]
+async fn search_path_follows_each_client_in_transaction_mode() {
+    let base = 22_150;
+    let cluster = Cluster::start(base);
+    cluster.wait_healthy(HEALTHY);
+    let txn = base + 41;
+    let toml = format!(
+        "{TRUST}{}",
+        listener(txn, "primary", Some("transaction"), "pool_size = 1")
+    );
+    let _rg = spawn::rolegate(&cluster, "rolegate-search-path", &toml, &[txn]);
+    let a = connect(txn, "").await.unwrap();
+    let b = connect(txn, "").await.unwrap();
+    let default = text(&b.client, "SHOW search_path").await.unwrap();
+    a.client
+        .simple_query("SET search_path = pg_catalog")
+        .await
+        .unwrap();
+    assert_eq!(
+        text(&a.client, "SHOW search_path").await.unwrap(),
+        "pg_catalog"
+    );
+    assert_eq!(text(&b.client, "SHOW search_path").await.unwrap(), default);
+}
