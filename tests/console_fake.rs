@@ -84,6 +84,28 @@ async fn a_driver_reads_real_counts_and_errors_carry_sqlstates() {
     assert_eq!(get(row, "pool_mode"), Some("transaction"));
     let clients = show(&admin, "SHOW CLIENTS").await;
     assert_eq!(clients.len(), 2, "{clients:?}");
+    let users = show(&admin, "SHOW USERS").await;
+    assert_eq!(get(&users[0], "name"), Some("app"), "{users:?}");
+    assert_eq!(
+        get(&users[0], "current_connections"),
+        Some("1"),
+        "{users:?}"
+    );
+    assert_eq!(
+        get(&users[0], "current_client_connections"),
+        Some("2"),
+        "{users:?}"
+    );
+    let totals = show(&admin, "SHOW STATS_TOTALS").await;
+    assert!(
+        totals[0].iter().all(|(c, _)| !c.starts_with("avg_")),
+        "{totals:?}"
+    );
+    let sums = show(&admin, "SHOW TOTALS").await;
+    assert!(
+        sums.iter().any(|r| get(r, "name") == Some("xact_count")),
+        "{sums:?}"
+    );
     // Two statements in one query: both answered.
     let two = admin
         .simple_query("SHOW VERSION; SHOW LISTS")
@@ -102,6 +124,26 @@ async fn a_driver_reads_real_counts_and_errors_carry_sqlstates() {
     assert_eq!(e.code().unwrap().code(), "42501");
     let e = console(&proxy, "app").await.err().unwrap();
     assert_eq!(e.code().unwrap().code(), "28000");
+    // DISABLE refuses new clients of the database; ENABLE lets them in again.
+    admin.simple_query("DISABLE postgres").await.unwrap();
+    let mut refused = tokio::net::TcpStream::connect(proxy.addrs[0])
+        .await
+        .unwrap();
+    refused
+        .write_all(&fake::startup_packet("app"))
+        .await
+        .unwrap();
+    let (tag, body) = read_msg(&mut refused).await.unwrap();
+    assert_eq!(tag, b'E');
+    assert_eq!(fake::error_fields(&body)[&'C'], "57P03");
+    let dbs = show(&admin, "SHOW DATABASES").await;
+    let row = dbs
+        .iter()
+        .find(|r| get(r, "name") == Some("postgres@rw"))
+        .unwrap();
+    assert_eq!(get(row, "disabled"), Some("1"), "{row:?}");
+    admin.simple_query("ENABLE postgres").await.unwrap();
+    assert!(!proxy.shared.gate.is_disabled("rw", "postgres"));
     // No control loop in process: RELOAD says so instead of hanging.
     let e = admin.simple_query("RELOAD").await.unwrap_err();
     assert_eq!(e.code().unwrap().code(), "0A000");
@@ -128,6 +170,49 @@ async fn a_pause_abandoned_by_its_client_stops_waiting() {
     // The pause itself stays in force until RESUME, as in PgBouncer.
     assert!(proxy.shared.gate.is_paused("rw", "postgres"));
     let admin = console(&proxy, "ops").await.unwrap();
+    let state = show(&admin, "SHOW STATE").await;
+    let paused = state
+        .iter()
+        .find(|r| get(r, "key") == Some("paused_databases"))
+        .and_then(|r| get(r, "value"));
+    assert_eq!(paused, Some("postgres"), "{state:?}");
     admin.simple_query("RESUME").await.unwrap();
     assert!(!proxy.shared.gate.is_paused("rw", "postgres"));
+}
+
+#[tokio::test]
+async fn console_users_authenticate_with_the_auth_file() {
+    let b = FakeBackend::start(402).await;
+    let path = std::env::temp_dir().join(format!("rolegate-console-{}.txt", std::process::id()));
+    std::fs::write(&path, "\"ops\" \"s3cret\"\n").unwrap();
+    let auth = format!(
+        "type = \"scram-sha-256\"\nfile = {:?}",
+        path.display().to_string()
+    );
+    let spec = "name = \"rw\"\nrole = \"primary\"\n".to_owned();
+    let proxy = Proxy::start_toml(&[spec], Some(&auth)).await;
+    let text = "[cluster]\nscope = \"demo\"\n[admin]\nadmin_users = [\"ops\", \"nofile\"]\n";
+    let config = rolegate::config::parse(text, "test").unwrap();
+    proxy.shared.config.store(Some(Arc::new(config)));
+    let members = [("pg1", member_json(b.addr, "primary", "running", 1000))];
+    proxy.publish(&fake::keys(Some("pg1"), &members, None));
+    let a = proxy.addrs[0];
+    let connect = |user: &str, password: &str| {
+        let conninfo = format!(
+            "host={} port={} user={user} password={password} dbname=rolegate sslmode=disable",
+            a.ip(),
+            a.port()
+        );
+        async move { tokio_postgres::connect(&conninfo, NoTls).await }
+    };
+    let e = connect("ops", "wrong").await.err().unwrap();
+    assert_eq!(e.code().unwrap().code(), "28P01");
+    // Listed as an admin but absent from the auth file: no password can match.
+    let e = connect("nofile", "x").await.err().unwrap();
+    assert!(matches!(e.code().unwrap().code(), "28P01" | "28000"), "{e}");
+    let (client, conn) = connect("ops", "s3cret").await.unwrap();
+    tokio::spawn(conn);
+    let v = show(&client, "SHOW VERSION").await;
+    assert!(get(&v[0], "version").unwrap().starts_with("rolegate "));
+    let _ = std::fs::remove_file(&path);
 }

@@ -8,7 +8,6 @@ mod fake;
 use std::time::Duration;
 
 use fake::{error_fields, member_json, query, read_msg, FakeBackend, Proxy};
-use rolegate::session::Stop;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -52,7 +51,7 @@ async fn check(mode: &str) {
     let (mut busy, _, _) = proxy.client(0).await;
     assert_eq!(run(&mut idle, "select 1").await, b'I');
     assert_eq!(run(&mut busy, "BEGIN").await, b'T');
-    proxy.shared.gate.set_stop(Stop::Draining);
+    rolegate::session::drain(&proxy.shared);
     let message = ended(&mut idle, Duration::from_secs(1)).await;
     assert_eq!(message, "rolegate is shutting down");
     // The open transaction goes on and ends normally; then the session ends.

@@ -87,7 +87,7 @@ pub async fn run(
 /// Stops: closes the ports, lets transactions finish (graceful, up to the timeout; a
 /// SIGINT cuts it short), ends every session, closes every server connection.
 pub async fn shutdown(shared: &Arc<Shared>, kind: StopKind) {
-    shared.gate.set_stop(Stop::Draining);
+    crate::session::drain(shared);
     if kind == StopKind::Graceful {
         let timeout = shared
             .config

@@ -58,6 +58,14 @@ fn try_reload(shared: &Shared, path: &Path) -> Result<String, String> {
             setup.apply(settings);
         }
     }
+    // A tighter max_lag takes effect now, not at the next topology change.
+    let fenced = crate::route::fence::apply(shared.listeners(), &shared.topology.load());
+    if fenced > 0 {
+        tracing::warn!(
+            sessions = fenced,
+            "reload: ended sessions on members the new settings exclude"
+        );
+    }
     // Always: the auth_file may have changed even when [auth] did not.
     shared.auth.store(auth);
     shared.config.store(Some(Arc::new(new)));

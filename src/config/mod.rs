@@ -46,7 +46,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
     let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
         path: origin.to_owned(),
-        message: e.to_string().trim_end().to_owned(),
+        message: parse_message(text, &e),
     })?;
     if config.listeners.is_empty() {
         config.listeners = ListenerConfig::default_layout();
@@ -57,6 +57,25 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
         message,
     })?;
     Ok(config)
+}
+
+/// The parser's message with its line and column, but not the quoted source line: that
+/// line may hold a password, and this message is logged.
+fn parse_message(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let start = before.rfind('\n').map_or(0, |i| i + 1);
+            let column = before.len() - start + 1;
+            // The key (left of `=`) or table header names what is wrong; the value is left out.
+            let source = text[start..].lines().next().unwrap_or_default();
+            let key = source.split('=').next().unwrap_or_default().trim();
+            format!("line {line}, column {column} ({key}): {message}")
+        }
+        None => message.to_owned(),
+    }
 }
 
 fn validate(config: &Config) -> Result<(), (String, String)> {

@@ -35,6 +35,7 @@ impl ReloadPlan {
         note(old.cluster != new.cluster, "cluster", false);
         note(old.dcs != new.dcs, "dcs", false);
         note(old.log != new.log, "log", false);
+        note(old.runtime != new.runtime, "runtime", false);
         note(old.auth != new.auth, "auth", true);
         note(old.admin != new.admin, "admin", true);
         note(old.general != new.general, "general", true);

@@ -211,3 +211,19 @@ fn admin_and_general_sections_have_defaults() {
         std::time::Duration::from_secs(5)
     );
 }
+
+#[test]
+fn parse_errors_do_not_quote_the_line_that_may_hold_a_password() {
+    let e = parse(
+        "[cluster]\nscope = \"demo\"\n[dcs.etcd]\npassword = \"hunter2-s3cret\n",
+        "t.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(!e.contains("hunter2"), "{e}");
+    assert!(e.contains("line 4"), "{e}");
+    let e = parse("[cluster]\nscope = 5\n", "t.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("line 2") && e.contains("string"), "{e}");
+}

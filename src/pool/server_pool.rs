@@ -17,6 +17,8 @@ use super::db_limit::{DbSlot, DbSlots};
 use super::server::{Login, ServerConn, ServerError};
 use crate::route::cancel::BackendAddr;
 
+mod live;
+
 /// Limits and timeouts of a pool (a listener's pool settings).
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
@@ -197,12 +199,6 @@ impl ServerPool {
         })
     }
 
-    /// Applies new sizes to this pool's limits (timeouts are read per checkout).
-    pub fn resize(&self, s: &PoolSettings) {
-        self.permits.resize(s.size);
-        self.reserve.resize(s.reserve_size);
-    }
-
     /// An idle connection of this pool, else room under `max_db_connections` for a new
     /// one: a free slot, or one made by closing another pool's idle connection, or the
     /// first of either to come before `deadline`.
@@ -381,30 +377,5 @@ impl ServerPool {
     #[must_use]
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
-    }
-
-    /// (checked out, idle).
-    #[must_use]
-    pub fn counts(&self) -> (usize, usize) {
-        let busy = self.permits.in_use() + self.reserve.in_use();
-        (busy, self.idle().len())
-    }
-
-    /// The idle connections: (server pid, connected at, idle since), for SHOW SERVERS.
-    #[must_use]
-    pub fn idle_conns(&self) -> Vec<(i32, Instant, Instant)> {
-        self.idle()
-            .iter()
-            .map(|c| (c.key.pid, c.created, c.idle_since))
-            .collect()
-    }
-
-    /// Closes the idle connections now and every busy one when it is released (RECONNECT):
-    /// unlike `drain`, the pool keeps serving with fresh connections.
-    pub fn reconnect(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        for conn in self.idle().drain(..) {
-            self.close(&conn);
-        }
     }
 }

@@ -12,6 +12,9 @@ use std::time::SystemTime;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::pool::ServerPool;
+use crate::route::cancel::BackendAddr;
+
 /// What a client is doing now (PgBouncer's client states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientState {
@@ -38,12 +41,36 @@ impl ClientState {
     }
 }
 
+/// Where a client's server connection is: its pool's (shared) address, or the member a
+/// passthrough session connected to. An `Arc` either way: noting the server a
+/// transaction uses costs no allocation.
+#[derive(Clone)]
+pub enum ServerAt {
+    Pool(Arc<ServerPool>),
+    Direct(Arc<BackendAddr>),
+}
+
+impl ServerAt {
+    #[must_use]
+    pub fn addr(&self) -> &BackendAddr {
+        match self {
+            Self::Pool(p) => &p.addr,
+            Self::Direct(a) => a,
+        }
+    }
+}
+
+impl std::fmt::Debug for ServerAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let a = self.addr();
+        write!(f, "{}@{}:{}", a.member, a.host, a.port)
+    }
+}
+
 /// The server connection a client is using.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ServerLink {
-    pub member: String,
-    pub host: String,
-    pub port: u16,
+    pub at: ServerAt,
     /// The server's backend pid (from BackendKeyData; 0 if unknown).
     pub pid: i32,
     /// When the server connection was opened.

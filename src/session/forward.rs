@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
-use super::clients::{ClientInfo, ClientState, ServerLink};
+use super::clients::{ClientInfo, ClientState, ServerAt, ServerLink};
 use super::connect::Backend;
 use super::{shutting_down, Shared};
 use crate::protocol::frame::{parse_backend_key, BoundaryTracker, Seen, BACKEND_KEY_DATA};
@@ -44,7 +44,8 @@ struct ClientSide {
     /// The listener's counters (bytes).
     stats: Arc<ListenerStats>,
     cancel_guard: Option<CancelGuard>,
-    /// The server's last ReadyForQuery said idle (no transaction open, nothing owed).
+    /// The server's last ReadyForQuery said idle and the client sent nothing since (no
+    /// transaction open, no request in flight): a stopping rolegate may end the session.
     idle: bool,
 }
 
@@ -67,9 +68,7 @@ pub async fn run(
     tracing::info!(member = %addr.member, "routed");
     let now = std::time::SystemTime::now();
     let link = ServerLink {
-        member: addr.member.clone(),
-        host: addr.host.clone(),
-        port: addr.port,
+        at: ServerAt::Direct(Arc::new(addr.clone())),
         pid: 0,
         connected: now,
         since: now,
@@ -157,6 +156,8 @@ async fn copy(
             r = cr.read(&mut cbuf) => match r {
                 Ok(0) | Err(_) => return End::ClientClosed,
                 Ok(n) => {
+                    // A request is under way: not idle until the server's next ReadyForQuery.
+                    side.idle = false;
                     side.stats.bytes_received.add(n as u64);
                     if sw.write_all(&cbuf[..n]).await.is_err() { return End::ServerClosed }
                 }

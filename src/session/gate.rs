@@ -2,7 +2,7 @@
 //! the process's stop state (SIGTERM drains, SIGINT stops now). Sessions check it before
 //! borrowing a server; when nothing is paused that check is one atomic load.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::watch;
@@ -59,9 +59,15 @@ pub struct Gate {
     /// Fast path: false when nothing is paused.
     any_paused: AtomicBool,
     paused: Mutex<Vec<DbSelector>>,
+    /// Fast path: false when nothing is disabled.
+    any_disabled: AtomicBool,
+    /// DISABLE: databases that refuse new clients.
+    disabled: Mutex<Vec<DbSelector>>,
     /// Bumped on every PAUSE/RESUME so waiters re-check.
     version: watch::Sender<u64>,
     stop: watch::Sender<Stop>,
+    /// `stop` as a number, read on every checkout and release without the watch's lock.
+    stop_now: AtomicU8,
 }
 
 impl Default for Gate {
@@ -69,8 +75,11 @@ impl Default for Gate {
         Self {
             any_paused: AtomicBool::new(false),
             paused: Mutex::default(),
+            any_disabled: AtomicBool::new(false),
+            disabled: Mutex::default(),
             version: watch::channel(0).0,
             stop: watch::channel(Stop::Running).0,
+            stop_now: AtomicU8::new(0),
         }
     }
 }
@@ -108,6 +117,40 @@ impl Gate {
         changed
     }
 
+    /// DISABLE (`on`) or ENABLE a database: whether new clients are refused.
+    pub fn set_disabled(&self, which: DbSelector, on: bool) {
+        let mut d = self.disabled.lock().unwrap_or_else(PoisonError::into_inner);
+        d.retain(|s| *s != which);
+        if on {
+            d.push(which);
+        }
+        self.any_disabled.store(!d.is_empty(), Ordering::Release);
+    }
+
+    /// Whether new clients of (listener, database) are refused (DISABLE).
+    #[must_use]
+    pub fn is_disabled(&self, listener: &str, database: &str) -> bool {
+        self.any_disabled.load(Ordering::Acquire)
+            && self
+                .disabled
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .any(|s| s.matches(listener, database))
+    }
+
+    /// What is paused now, as the names PAUSE (or KILL) was given (`*` = everything).
+    #[must_use]
+    pub fn paused(&self) -> Vec<String> {
+        self.lock()
+            .iter()
+            .map(|s| match s {
+                DbSelector::All => "*".to_owned(),
+                DbSelector::Named(n) => n.clone(),
+            })
+            .collect()
+    }
+
     /// Whether new transactions of (listener, database) are held now.
     #[must_use]
     pub fn is_paused(&self, listener: &str, database: &str) -> bool {
@@ -133,7 +176,11 @@ impl Gate {
 
     #[must_use]
     pub fn stop_state(&self) -> Stop {
-        *self.stop.borrow()
+        match self.stop_now.load(Ordering::Acquire) {
+            0 => Stop::Running,
+            1 => Stop::Draining,
+            _ => Stop::Now,
+        }
     }
 
     /// Moves the stop state forward (never back).
@@ -145,6 +192,12 @@ impl Gate {
             );
             if forward {
                 *s = to;
+                let n = match to {
+                    Stop::Running => 0,
+                    Stop::Draining => 1,
+                    Stop::Now => 2,
+                };
+                self.stop_now.store(n, Ordering::Release);
             }
             forward
         });

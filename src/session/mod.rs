@@ -134,6 +134,20 @@ async fn serve(
         client.write_all(&shutting_down().encode()).await?;
         return Ok(());
     }
+    if shared.gate.is_disabled(&listener.name, db) {
+        let e = PgError::fatal(
+            "57P03",
+            format!(
+                "rolegate: database {db} is disabled on listener {}",
+                listener.name
+            ),
+        )
+        .with_hint(
+            "An administrator ran DISABLE on the admin console; ENABLE lets clients in again.",
+        );
+        client.write_all(&e.encode()).await?;
+        return Ok(());
+    }
     let guard = shared.clients.join(&NewClient {
         id,
         listener: &listener.name,
@@ -188,6 +202,18 @@ async fn passthrough(
             Ok(())
         }
     }
+}
+
+/// Starts a graceful stop: no new connections or transactions, pooled clients between
+/// transactions are ended now; the others end when their transaction does (they check
+/// the stop state when they give their server back, or wait for it at ReadyForQuery).
+pub fn drain(shared: &Shared) {
+    shared.gate.set_stop(Stop::Draining);
+    let n = shared.clients.kill_where(
+        |c| c.pooled && matches!(c.state, ClientState::Idle | ClientState::Login),
+        "rolegate is shutting down",
+    );
+    tracing::info!(clients = n, "stopping: ended idle clients");
 }
 
 /// What a client is told when rolegate ends its session because it is stopping.

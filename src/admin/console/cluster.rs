@@ -8,7 +8,7 @@ use super::pools::{db_name, pool_mode};
 use super::table::{Cell, Kind, Table};
 use crate::config::Balance;
 use crate::route::Listener;
-use crate::session::{ClientState, Shared};
+use crate::session::{ClientState, Shared, Stop};
 use crate::topology::Topology;
 
 /// The databases of a listener that have pools or clients now, plus `*` (any database,
@@ -120,7 +120,7 @@ pub fn databases(shared: &Shared) -> Table {
                 s.map(|s| s.max_client_conn).into(),
                 n_clients.into(),
                 i64::from(shared.gate.is_paused(&l.name, &db)).into(),
-                0u32.into(),
+                i64::from(shared.gate.is_disabled(&l.name, &db)).into(),
                 l.name.clone().into(),
                 l.service.as_str().into(),
                 names.join(",").into(),
@@ -178,6 +178,30 @@ pub fn topology(shared: &Shared) -> Table {
     t
 }
 
+/// SHOW STATE: PgBouncer's `active`, `paused`, `suspended`, plus what is paused and
+/// whether the process is stopping.
+#[must_use]
+pub fn state(shared: &Shared) -> Table {
+    let mut t = Table::new(&[("key", Kind::Text), ("value", Kind::Text)]);
+    let paused = shared.gate.paused();
+    let stop = match shared.gate.stop_state() {
+        Stop::Running => "no",
+        Stop::Draining => "draining",
+        Stop::Now => "now",
+    };
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    for (k, v) in [
+        ("active", yes(stop == "no").to_owned()),
+        ("paused", yes(paused.iter().any(|p| p == "*")).to_owned()),
+        ("suspended", "no".to_owned()),
+        ("paused_databases", paused.join(",")),
+        ("stopping", stop.to_owned()),
+    ] {
+        t.push(vec![k.into(), v.into()]);
+    }
+    t
+}
+
 /// SHOW VERSION.
 #[must_use]
 pub fn version() -> Table {
@@ -219,6 +243,15 @@ pub fn help() -> Table {
         ),
         ("SHOW VERSION", "rolegate's version"),
         (
+            "SHOW STATS_TOTALS, SHOW TOTALS",
+            "the total_* counters per listener, and summed",
+        ),
+        ("SHOW USERS", "server and client connections per user"),
+        (
+            "SHOW STATE",
+            "active, paused (everything), paused databases, stopping",
+        ),
+        (
             "PAUSE [db]",
             "wait for server connections to be released, then hold new transactions",
         ),
@@ -231,6 +264,8 @@ pub fn help() -> Table {
             "KILL db",
             "end the clients and server connections of a database",
         ),
+        ("DISABLE db", "refuse new clients of a database (57P03)"),
+        ("ENABLE db", "undo DISABLE"),
         (
             "RELOAD",
             "re-read the config file and apply what can change live",

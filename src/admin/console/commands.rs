@@ -46,6 +46,16 @@ pub async fn run(shared: &Shared, cmd: Command, out: &mut BytesMut) -> Result<()
             kill(shared, &DbSelector::parse(&db));
             "KILL"
         }
+        Command::Disable(db) => {
+            shared.gate.set_disabled(DbSelector::parse(&db), true);
+            tracing::warn!(db, "DISABLE: new clients refused");
+            "DISABLE"
+        }
+        Command::Enable(db) => {
+            shared.gate.set_disabled(DbSelector::parse(&db), false);
+            tracing::info!(db, "ENABLE");
+            "ENABLE"
+        }
         Command::Reload => {
             reload(shared).await?;
             "RELOAD"

@@ -114,7 +114,7 @@ pub fn clients(shared: &Shared) -> Table {
             0u32.into(),
             c.id.into(),
             c.listener.to_string().into(),
-            c.server.as_ref().map(|s| s.member.clone()).into(),
+            c.server.as_ref().map(|s| s.at.addr().member.clone()).into(),
             c.state.as_str().into(),
         ]);
     }
@@ -133,8 +133,8 @@ pub fn servers(shared: &Shared) -> Table {
             db_name(&c.database, &c.listener).into(),
             "none".into(),
             "active".into(),
-            s.host.clone().into(),
-            s.port.into(),
+            s.at.addr().host.clone().into(),
+            s.at.addr().port.into(),
             Cell::Null,
             Cell::Null,
             timestamp(s.connected).into(),
@@ -150,7 +150,7 @@ pub fn servers(shared: &Shared) -> Table {
             0u32.into(),
             c.id.into(),
             c.listener.to_string().into(),
-            s.member.clone().into(),
+            s.at.addr().member.clone().into(),
             if c.pooled { "active" } else { "passthrough" }.into(),
         ]);
     }

@@ -25,6 +25,8 @@ pub enum Command {
     Resume(String),
     Reconnect(String),
     Kill(String),
+    Disable(String),
+    Enable(String),
     Reload,
     Shutdown,
 }
@@ -59,6 +61,17 @@ pub fn parse(stmt: &str) -> Result<Command, PgError> {
                 return Err(syntax("KILL needs a database name"));
             }
             Command::Kill(db)
+        }
+        "DISABLE" | "ENABLE" => {
+            let db = one(&verb)?;
+            if db.is_empty() {
+                return Err(syntax(&format!("{verb} needs a database name")));
+            }
+            if verb == "DISABLE" {
+                Command::Disable(db)
+            } else {
+                Command::Enable(db)
+            }
         }
         "RELOAD" if arg.is_empty() => Command::Reload,
         "SHUTDOWN" if arg.is_empty() => Command::Shutdown,
@@ -131,6 +144,10 @@ pub fn show(shared: &Shared, what: &str) -> Result<Table, PgError> {
         "TOPOLOGY" => cluster::topology(shared),
         "CONFIG" => super::config::config(shared),
         "VERSION" => cluster::version(),
+        "STATE" => cluster::state(shared),
+        "STATS_TOTALS" => super::totals::stats_totals(shared),
+        "TOTALS" => super::totals::totals(shared),
+        "USERS" => super::totals::users(shared),
         "HELP" => cluster::help(),
         other => {
             return Err(syntax(&format!(

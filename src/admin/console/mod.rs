@@ -18,6 +18,7 @@ pub mod conns;
 pub mod dispatch;
 pub mod pools;
 pub mod table;
+pub mod totals;
 
 use std::collections::BTreeMap;
 

@@ -103,6 +103,23 @@ impl Table {
         self.rows.get(row).and_then(|r| r.get(i))
     }
 
+    /// The same rows with only `columns` (in that order; unknown names are skipped).
+    #[must_use]
+    pub fn project(&self, columns: &[&str]) -> Self {
+        let idx: Vec<usize> = columns
+            .iter()
+            .filter_map(|c| self.columns.iter().position(|(n, _)| n == c))
+            .collect();
+        Self {
+            columns: idx.iter().map(|&i| self.columns[i]).collect(),
+            rows: self
+                .rows
+                .iter()
+                .map(|r| idx.iter().map(|&i| r[i].clone()).collect())
+                .collect(),
+        }
+    }
+
     /// RowDescription, DataRows, CommandComplete `SHOW`.
     pub fn encode(&self, out: &mut BytesMut) {
         let mut desc = BytesMut::new();

@@ -84,6 +84,7 @@ pub async fn login<'a>(
         params: ClientParams::from_startup(startup),
         target,
         sticky: None,
+        logged_member: None,
         info,
         _slot: slot,
         _cancel: cancel,

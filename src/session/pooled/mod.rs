@@ -20,7 +20,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
-use super::clients::{ClientInfo, ClientState, ServerLink};
+use super::clients::{ClientInfo, ClientState, ServerAt, ServerLink};
 use super::connect::{with_member, Attempt};
 use super::Shared;
 use crate::config::PoolMode;
@@ -81,6 +81,9 @@ pub struct Client<'a> {
     pub target: Arc<PooledTarget>,
     /// Where the last transaction ran, reused while it is the only choice.
     pub sticky: Option<Sticky>,
+    /// The member last recorded in the session's span: recorded again only when it changes
+    /// (a span's recorded fields accumulate in the log formatter).
+    pub logged_member: Option<Arc<str>>,
     /// This client's entry in the client registry (state, kill switch).
     pub info: &'a ClientInfo,
     /// The client's place under `max_client_conn` and its cancel key, for the session's life.
@@ -142,14 +145,16 @@ impl Client<'_> {
         let mut held = held.inspect_err(|e| stats.errors.record(e.code.as_bytes()))?;
         held.active.since = lent;
         let since = held.checkout.since;
+        let pool = held.checkout.pool().clone();
         let conn = held.checkout.conn();
-        tracing::Span::current().record("member", conn.addr.member.as_str());
+        if self.logged_member.as_deref() != Some(conn.addr.member.as_str()) {
+            tracing::Span::current().record("member", conn.addr.member.as_str());
+            self.logged_member = Some(Arc::from(conn.addr.member.as_str()));
+        }
         self.info.set(
             ClientState::Active,
             Some(ServerLink {
-                member: conn.addr.member.clone(),
-                host: conn.addr.host.clone(),
-                port: conn.addr.port,
+                at: ServerAt::Pool(pool),
                 pid: conn.key.pid,
                 connected: std::time::SystemTime::now()
                     .checked_sub(conn.created.elapsed())

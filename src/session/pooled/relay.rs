@@ -150,8 +150,8 @@ impl Relay {
             r = stream.readable() => if r.is_err() {
                 return Ok((Step::Left { clean: true }, None));
             },
+            // KILL, or shutdown (which kills clients between transactions at once).
             reason = c.info.killed() => return Ok((Step::Fail(killed(reason)), None)),
-            () = c.shared.gate.stopping() => return Ok((Step::Fail(shutting_down()), None)),
         }
         let bufs = self.bufs.get_or_insert_with(Bufs::new);
         let n = match stream.try_read(&mut bufs.client_in) {

@@ -1,0 +1,40 @@
+//! What operators see of a pool and do to it while it runs: counts and idle connections
+//! for the admin console, resizing on reload, RECONNECT.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::{PoolSettings, ServerPool};
+
+impl ServerPool {
+    /// Applies new sizes to this pool's limits (timeouts are read per checkout).
+    pub fn resize(&self, s: &PoolSettings) {
+        self.permits.resize(s.size);
+        self.reserve.resize(s.reserve_size);
+    }
+
+    /// (checked out, idle).
+    #[must_use]
+    pub fn counts(&self) -> (usize, usize) {
+        let busy = self.permits.in_use() + self.reserve.in_use();
+        (busy, self.idle().len())
+    }
+
+    /// The idle connections: (server pid, connected at, idle since), for SHOW SERVERS.
+    #[must_use]
+    pub fn idle_conns(&self) -> Vec<(i32, Instant, Instant)> {
+        self.idle()
+            .iter()
+            .map(|c| (c.key.pid, c.created, c.idle_since))
+            .collect()
+    }
+
+    /// Closes the idle connections now and every busy one when it is released (RECONNECT):
+    /// unlike `drain`, the pool keeps serving with fresh connections.
+    pub fn reconnect(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        for conn in self.idle().drain(..) {
+            self.close(&conn);
+        }
+    }
+}
