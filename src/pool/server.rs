@@ -83,6 +83,34 @@ fn sqlstate(code: &str) -> &'static str {
     KNOWN.into_iter().find(|k| *k == code).unwrap_or("08004")
 }
 
+/// Parameters a client may set that the server reports (GUC_REPORT) and that differ
+/// between sessions; re-applied with SET when a pooled client lands on a server whose
+/// values differ (PgBouncer's tracked set).
+pub const TRACKED: [&str; 6] = [
+    "application_name",
+    "client_encoding",
+    "DateStyle",
+    "IntervalStyle",
+    "TimeZone",
+    "standard_conforming_strings",
+];
+
+/// The [`TRACKED`] values of `params` as one string, in a fixed order; equal strings mean
+/// equal values.
+#[must_use]
+pub fn tracked_text<'a>(mut get: impl FnMut(&str) -> Option<&'a str>) -> String {
+    let mut text = String::new();
+    for name in TRACKED {
+        if let Some(v) = get(name) {
+            text.push_str(name);
+            text.push('\0');
+            text.push_str(v);
+            text.push('\0');
+        }
+    }
+    text
+}
+
 /// A logged-in server connection.
 pub struct ServerConn {
     pub stream: TcpStream,
@@ -92,6 +120,9 @@ pub struct ServerConn {
     /// The values it reported at login, before any client changed them: the defaults a
     /// pooled client that did not set a parameter must see, whoever used the server before.
     pub defaults: BTreeMap<String, String>,
+    /// Its current values of the [`TRACKED`] parameters in one string ([`tracked_text`]):
+    /// a client whose own text is equal needs no SET, found with one comparison.
+    pub tracked: String,
     /// The server's own cancel key.
     pub key: CancelKey,
     pub created: Instant,
@@ -106,6 +137,16 @@ pub struct ServerConn {
 }
 
 impl ServerConn {
+    /// Records a ParameterStatus the server sent.
+    pub fn set_param(&mut self, name: String, value: String) {
+        let tracked = TRACKED.contains(&name.as_str());
+        self.params.insert(name, value);
+        if tracked {
+            let params = &self.params;
+            self.tracked = tracked_text(|k| params.get(k).map(String::as_str));
+        }
+    }
+
     /// Connects and logs in; returns once the server is ReadyForQuery.
     pub async fn open(
         addr: &BackendAddr,
@@ -150,6 +191,7 @@ impl ServerConn {
             stream,
             addr: addr.clone(),
             defaults: params.clone(),
+            tracked: tracked_text(|k| params.get(k).map(String::as_str)),
             params,
             key: CancelKey {
                 pid,

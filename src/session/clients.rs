@@ -154,6 +154,19 @@ impl ClientInfo {
         self.kill.cancel();
     }
 
+    /// Resolves once `kill` was called. A session keeps it across its awaits, so the
+    /// waiter is registered once rather than at every select.
+    pub fn kill_signal(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.kill.clone().cancelled_owned()
+    }
+
+    /// Why `kill` was called, for the client's message.
+    #[must_use]
+    pub fn kill_message(&self) -> String {
+        self.kill_reason()
+            .unwrap_or_else(|| "rolegate ended the session".into())
+    }
+
     /// Resolves once `kill` was called.
     pub async fn killed(&self) -> String {
         self.kill.cancelled().await;

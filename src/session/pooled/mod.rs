@@ -11,6 +11,7 @@ mod login;
 pub mod params;
 pub mod relay;
 pub mod replay;
+mod sock;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -165,7 +166,7 @@ impl Client<'_> {
         self.target.set(Some((conn.addr.clone(), conn.key.clone())));
         // The login values, not the current ones: a client before may have changed them.
         self.params.adopt_defaults(&conn.defaults);
-        if let Some(sql) = self.params.sync_sql(&conn.params) {
+        if let Some(sql) = self.params.sync_sql(&conn.params, &conn.tracked) {
             Box::pin(apply(conn, &sql)).await.map_err(|e| {
                 PgError::fatal(
                     "08006",
@@ -288,7 +289,11 @@ pub async fn apply(conn: &mut crate::pool::ServerConn, sql: &str) -> Result<(), 
     loop {
         let (tag, body) = read_message(&mut conn.stream, 1 << 20).await?;
         match tag {
-            b'S' => conn.params.extend(parse_parameter_status(&body)),
+            b'S' => {
+                if let Some((k, v)) = parse_parameter_status(&body) {
+                    conn.set_param(k, v);
+                }
+            }
             b'E' => failed = Some(String::from_utf8_lossy(&body).replace('\0', " ")),
             b'Z' => break,
             _ => {}

@@ -2,22 +2,18 @@
 
 use std::collections::BTreeMap;
 
-/// Parameters a client may set that the server reports (GUC_REPORT) and that differ
-/// between sessions; re-applied with SET when a client lands on a server whose values
-/// differ (PgBouncer's tracked set).
-pub const TRACKED: [&str; 6] = [
-    "application_name",
-    "client_encoding",
-    "DateStyle",
-    "IntervalStyle",
-    "TimeZone",
-    "standard_conforming_strings",
-];
+use crate::pool::server::tracked_text;
+pub use crate::pool::server::TRACKED;
 
 /// The client's view of its tracked parameters.
 #[derive(Debug, Default, Clone)]
 pub struct ClientParams {
     values: BTreeMap<&'static str, String>,
+    /// `values` as [`tracked_text`]: equal to a server's `tracked` = nothing to SET.
+    text: String,
+    /// Defaults were taken from a server's login values (once is enough: a pool's servers
+    /// log in as the same user to the same database).
+    adopted: bool,
 }
 
 impl ClientParams {
@@ -34,23 +30,41 @@ impl ClientParams {
     /// Records a value (from the startup packet, or a ParameterStatus after the client's SET).
     pub fn set(&mut self, name: &str, value: &str) {
         if let Some(t) = TRACKED.iter().find(|t| t.eq_ignore_ascii_case(name)) {
-            self.values.insert(t, value.to_owned());
+            if self.values.get(t).map(String::as_str) != Some(value) {
+                self.values.insert(t, value.to_owned());
+                self.retext();
+            }
         }
+    }
+
+    fn retext(&mut self) {
+        let values = &self.values;
+        self.text = tracked_text(|k| values.get(k).map(String::as_str));
     }
 
     /// Fills in what the client did not set from a server's login values (`ServerConn::defaults`,
     /// never its current ones: another client may have changed those).
     pub fn adopt_defaults(&mut self, server: &BTreeMap<String, String>) {
+        if self.adopted {
+            return;
+        }
+        self.adopted = true;
         for t in TRACKED {
             if let Some(v) = server.get(t) {
                 self.values.entry(t).or_insert_with(|| v.clone());
             }
         }
+        self.retext();
     }
 
     /// `SET` statements that make `server` match the client, or `None` if it already does.
+    /// `tracked` is the server's [`tracked_text`]; when it equals the client's, no lookup
+    /// is needed (the common case, once per transaction).
     #[must_use]
-    pub fn sync_sql(&self, server: &BTreeMap<String, String>) -> Option<String> {
+    pub fn sync_sql(&self, server: &BTreeMap<String, String>, tracked: &str) -> Option<String> {
+        if self.text == tracked {
+            return None;
+        }
         let sets: Vec<String> = self
             .values
             .iter()
@@ -80,6 +94,10 @@ fn quote(v: &str) -> String {
 mod tests {
     use super::*;
 
+    fn text(m: &BTreeMap<String, String>) -> String {
+        tracked_text(|k| m.get(k).map(String::as_str))
+    }
+
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
             .iter()
@@ -100,7 +118,7 @@ mod tests {
             ("TimeZone", "UTC"),
         ]);
         assert_eq!(
-            c.sync_sql(&server).as_deref(),
+            c.sync_sql(&server, &text(&server)).as_deref(),
             Some("SET application_name TO 'it''s me';")
         );
         c.adopt_defaults(&server);
@@ -109,10 +127,10 @@ mod tests {
             ("DateStyle", "ISO, DMY"),
             ("TimeZone", "UTC"),
         ]);
-        assert_eq!(c.sync_sql(&same), None);
+        assert_eq!(c.sync_sql(&same, &text(&same)), None);
         c.set("TimeZone", "Europe/Paris");
         assert_eq!(
-            c.sync_sql(&same).as_deref(),
+            c.sync_sql(&same, &text(&same)).as_deref(),
             Some("SET TimeZone TO 'Europe/Paris';")
         );
         assert_eq!(c.merged(&same)["TimeZone"], "Europe/Paris");

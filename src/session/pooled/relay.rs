@@ -3,9 +3,12 @@
 //! when a transaction ends (ReadyForQuery idle with nothing owed) and the server can go
 //! back to the pool.
 
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::WaitForCancellationFutureOwned;
+
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::backend::Backend;
@@ -14,6 +17,7 @@ use super::ending::{apply_effects, finish, killed, lost, query_done};
 use super::expect::Expected;
 use super::frontend::{Ctx, Flow, Frontend};
 use super::replay::{refused_unrun, Replay, MAX_REPLAYS};
+use super::sock;
 use super::{Client, Held};
 use crate::config::PoolMode;
 use crate::protocol::frame::Seen;
@@ -52,6 +56,8 @@ struct Relay {
     replay: Option<Replay>,
     /// When the oldest request the server has not answered with ReadyForQuery was sent.
     query_sent: Option<Instant>,
+    /// Fires on KILL or shutdown; kept for the session so its waiter is registered once.
+    killed: Pin<Box<WaitForCancellationFutureOwned>>,
     /// ReadyForQuery, ParameterStatus and ErrorResponse messages of the last server chunk
     /// (kept to reuse its allocation).
     seen: Vec<Seen>,
@@ -74,6 +80,7 @@ pub async fn run(
         bufs: None,
         replay: None,
         query_sent: None,
+        killed: Box::pin(c.info.kill_signal()),
         seen: Vec::new(),
     };
     loop {
@@ -151,10 +158,10 @@ impl Relay {
                 return Ok((Step::Left { clean: true }, None));
             },
             // KILL, or shutdown (which kills clients between transactions at once).
-            reason = c.info.killed() => return Ok((Step::Fail(killed(reason)), None)),
+            () = &mut self.killed => return Ok((Step::Fail(killed(c.info.kill_message())), None)),
         }
         let bufs = self.bufs.get_or_insert_with(Bufs::new);
-        let n = match stream.try_read(&mut bufs.client_in) {
+        let n = match sock::try_read(stream, &mut bufs.client_in) {
             Ok(0) => return Ok((Step::Left { clean: true }, None)),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -263,23 +270,19 @@ impl Relay {
             None
         };
         // No timer at all unless one can fire: arming one per step costs a timer-wheel lock.
-        let idle_timer = async {
-            match idle_limit {
-                Some(d) => tokio::time::sleep(d).await,
-                None => std::future::pending().await,
-            }
-        };
-        let idle_now = self.idle();
+        // Both optional waits are boxed only when used, keeping every session's state small.
+        let idle_timer = maybe(idle_limit.map(|d| Box::pin(tokio::time::sleep(d))));
+        let stopping = maybe(self.idle().then(|| Box::pin(c.shared.gate.stopping())));
         let bufs = self.bufs.get_or_insert_with(Bufs::new);
         let Held { checkout, kill, .. } = h;
         let conn = checkout.conn();
         let seen = &mut self.seen;
         seen.clear();
         let got = tokio::select! {
-            r = stream.read(&mut bufs.client_in) => Got::Client(r),
-            r = conn.stream.read(&mut bufs.server_in) => Got::Server(r),
-            reason = c.info.killed() => return Ok(Step::Fail(killed(reason))),
-            () = c.shared.gate.stopping(), if idle_now => return Ok(Step::Fail(shutting_down())),
+            r = sock::read(stream, &mut bufs.client_in) => Got::Client(r),
+            r = sock::read(&conn.stream, &mut bufs.server_in) => Got::Server(r),
+            () = &mut self.killed => return Ok(Step::Fail(killed(c.info.kill_message()))),
+            () = stopping => return Ok(Step::Fail(shutting_down())),
             reason = kill => {
                 let message = reason.map_or_else(|_| "rolegate is shutting down".to_owned(), |r| r.message);
                 tracing::warn!("{message}");
@@ -331,7 +334,7 @@ impl Relay {
                 _ => {
                     if let Some((k, v)) = parse_parameter_status(&s.body) {
                         c.params.set(&k, &v);
-                        conn.params.insert(k, v);
+                        conn.set_param(k, v);
                     }
                 }
             }
@@ -348,4 +351,12 @@ impl Relay {
 enum Got {
     Client(std::io::Result<usize>),
     Server(std::io::Result<usize>),
+}
+
+/// Waits for `f` if there is one, forever if not.
+async fn maybe<F: std::future::Future + Unpin>(f: Option<F>) -> F::Output {
+    match f {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
 }

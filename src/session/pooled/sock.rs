@@ -1,0 +1,70 @@
+//! Socket reads that keep tokio's cached readiness honest. Tokio marks a socket readable
+//! until a read fails with `WouldBlock`, so after a short read the next read attempt is a
+//! wasted `recv` returning EAGAIN: one extra syscall per socket per transaction. A short
+//! read on a TCP socket drained its receive queue, so here it also clears the readiness
+//! at once; new data raises a new epoll edge (and tokio's tick check keeps an edge that
+//! arrived meanwhile).
+
+use std::io::{self, Read};
+
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+
+/// Waits until `stream` has data (or end of stream) and reads it into `buf`.
+pub async fn read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        stream.readable().await?;
+        match try_read(stream, buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            r => return r,
+        }
+    }
+}
+
+/// Reads what `stream` holds now; `WouldBlock` when it holds nothing.
+pub fn try_read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    let mut short = None;
+    let r = stream.try_io(Interest::READABLE, || {
+        let n = (&*socket2::SockRef::from(stream)).read(buf)?;
+        if n > 0 && n < buf.len() {
+            short = Some(n);
+            // Reported as WouldBlock so that tokio clears the readiness now.
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    });
+    match short {
+        Some(n) => Ok(n),
+        None => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn short_reads_full_reads_and_end_of_stream() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut tx = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (rx, _) = l.accept().await.unwrap();
+        let mut buf = [0u8; 4];
+        assert_eq!(
+            try_read(&rx, &mut buf).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        tx.write_all(b"ab").await.unwrap();
+        assert_eq!(read(&rx, &mut buf).await.unwrap(), 2, "a short read");
+        assert_eq!(&buf[..2], b"ab");
+        // Data after a short read is still seen: a new edge sets the readiness again.
+        tx.write_all(b"cdefgh").await.unwrap();
+        assert_eq!(read(&rx, &mut buf).await.unwrap(), 4, "a full buffer");
+        assert_eq!(read(&rx, &mut buf).await.unwrap(), 2, "the rest");
+        assert_eq!(&buf[..2], b"gh");
+        drop(tx);
+        assert_eq!(read(&rx, &mut buf).await.unwrap(), 0, "end of stream");
+    }
+}
