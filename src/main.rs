@@ -49,8 +49,12 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&config.log.level, format);
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if config.runtime.worker_threads > 0 {
+    // One thread: everything runs on this one (no work stealing, no cross-thread wake-ups).
+    let mut builder = match config.runtime.worker_threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    if config.runtime.worker_threads > 1 {
         builder.worker_threads(config.runtime.worker_threads);
     }
     let runtime = match builder.enable_all().build() {
