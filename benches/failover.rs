@@ -7,7 +7,9 @@
 //! autocommit INSERT loops (reconnecting on error) through the target's port, performs a
 //! switchover through Patroni's REST API, keeps writing a few seconds more, and prints:
 //! acknowledged writes, client-visible errors by SQLSTATE, the longest gap with no
-//! acknowledged write, and acknowledged writes missing from the new primary.
+//! acknowledged write, and acknowledged writes missing from the new primary. The first
+//! target writes straight to the nodes (libpq multi-host, `target_session_attrs=read-write`):
+//! what the switchover costs with no proxy at all, the floor for the others.
 //!
 //! Run: `cargo bench --bench failover` (env: WRITERS=8, SETTLE_SECS=3).
 
@@ -16,7 +18,7 @@ mod cluster;
 
 use std::time::Duration;
 
-use cluster::writers::{write_through, WRITES_TABLE};
+use cluster::writers::{write_direct, write_through, WRITES_TABLE};
 use cluster::{spawn, Cluster};
 
 const BASE: u16 = 24_200;
@@ -44,7 +46,11 @@ fn main() {
         &[BASE + 41, BASE + 42],
     );
     let _haproxy = spawn::haproxy(&cluster, BASE + 43);
+    // Port 0: straight to the nodes (libpq multi-host, target_session_attrs=read-write),
+    // what Patroni's demote and promote cost on their own.
+    let nodes: Vec<u16> = cluster.nodes().iter().map(|n| n.pg_port).collect();
     let targets = [
+        ("direct-read-write", 0),
         ("rolegate-transaction", BASE + 41),
         ("rolegate-passthrough", BASE + 42),
         ("haproxy", BASE + 43),
@@ -53,11 +59,16 @@ fn main() {
     let mut report = Vec::new();
     for (name, port) in targets {
         cluster.wait_healthy(Duration::from_secs(90));
-        let outcome = rt.block_on(write_through(port, name, writers, settle, || {
+        let switchover = || {
             let answer = cluster.switchover(None);
             println!("{name}: switchover: {answer:?}");
             cluster.wait_healthy(Duration::from_secs(90));
-        }));
+        };
+        let outcome = if port == 0 {
+            rt.block_on(write_direct(&nodes, name, writers, settle, switchover))
+        } else {
+            rt.block_on(write_through(port, name, writers, settle, switchover))
+        };
         let leader = cluster.leader().expect("leader after switchover");
         let missing = outcome.missing(&cluster, cluster.pg_port(&leader), name);
         report.push((name, outcome, missing));

@@ -16,6 +16,15 @@ const POOLED: u16 = BASE + 41;
 const PASSTHROUGH: u16 = BASE + 42;
 const HTTP: u16 = BASE + 45;
 
+/// Both tests' rolegates listen on POOLED and PASSTHROUGH: one at a time.
+static LISTENER_PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn listener_ports() -> std::sync::MutexGuard<'static, ()> {
+    LISTENER_PORTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn config(pool_size: &str, passthrough_port: u16) -> String {
     format!(
         "[general]\nshutdown_timeout = \"10s\"\n[auth]\ntype = \"trust\"\n\
@@ -100,6 +109,7 @@ fn left_on_member(cluster: &Cluster, leader_port: u16, pids: &[String]) -> Strin
 
 #[test]
 fn reload_applies_pool_size_live_and_rejects_invalid_files() {
+    let _ports = listener_ports();
     let cluster = Cluster::start(BASE);
     cluster.wait_healthy(Duration::from_secs(90));
     let name = "rolegate-reload";
@@ -179,6 +189,7 @@ fn reload_applies_pool_size_live_and_rejects_invalid_files() {
 
 #[test]
 fn sigterm_finishes_transactions_then_exits_zero_and_sigint_exits_at_once() {
+    let _ports = listener_ports();
     let cluster = Cluster::start(BASE + 200);
     let view = cluster.wait_healthy(Duration::from_secs(90));
     let leader_port = view.leader().expect("leader").port;

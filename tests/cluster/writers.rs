@@ -73,12 +73,44 @@ pub async fn write_through<F: FnOnce()>(
     settle: Duration,
     during: F,
 ) -> Outcome {
+    let conninfo =
+        format!("host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=10");
+    write_with(&conninfo, target, writers, settle, during).await
+}
+
+/// Like [`write_through`], but straight to the PostgreSQL nodes at `ports` the way a
+/// libpq application without a proxy would: multi-host, `target_session_attrs=read-write`.
+/// What this loses is what Patroni's own demote and promote cost: the floor for a proxy.
+pub async fn write_direct<F: FnOnce()>(
+    ports: &[u16],
+    target: &str,
+    writers: u32,
+    settle: Duration,
+    during: F,
+) -> Outcome {
+    let hosts = vec!["127.0.0.1"; ports.len()].join(",");
+    let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+    let conninfo = format!(
+        "host={hosts} port={} user=postgres dbname=postgres connect_timeout=2 target_session_attrs=read-write",
+        ports.join(",")
+    );
+    write_with(&conninfo, target, writers, settle, during).await
+}
+
+async fn write_with<F: FnOnce()>(
+    conninfo: &str,
+    target: &str,
+    writers: u32,
+    settle: Duration,
+    during: F,
+) -> Outcome {
     let stop = Arc::new(AtomicBool::new(false));
     let outcome = Arc::new(Mutex::new(Outcome::default()));
     let tasks: Vec<_> = (0..writers)
         .map(|w| {
             let (stop, outcome, target) = (stop.clone(), outcome.clone(), target.to_owned());
-            tokio::spawn(async move { writer(w, port, &target, &stop, &outcome).await })
+            let conninfo = conninfo.to_owned();
+            tokio::spawn(async move { writer(w, &conninfo, &target, &stop, &outcome).await })
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -92,9 +124,7 @@ pub async fn write_through<F: FnOnce()>(
     std::mem::take(&mut *out)
 }
 
-async fn writer(w: u32, port: u16, target: &str, stop: &AtomicBool, out: &Mutex<Outcome>) {
-    let conninfo =
-        format!("host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=10");
+async fn writer(w: u32, conninfo: &str, target: &str, stop: &AtomicBool, out: &Mutex<Outcome>) {
     let mut client = None;
     let mut seq = 0u64;
     let error = |code: String, message: String| {
@@ -109,7 +139,7 @@ async fn writer(w: u32, port: u16, target: &str, stop: &AtomicBool, out: &Mutex<
             .as_ref()
             .is_none_or(tokio_postgres::Client::is_closed)
         {
-            match tokio_postgres::connect(&conninfo, NoTls).await {
+            match tokio_postgres::connect(conninfo, NoTls).await {
                 Ok((c, conn)) => {
                     tokio::spawn(conn);
                     client = Some(c);
