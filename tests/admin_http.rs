@@ -248,8 +248,9 @@ fn ready_follows_the_dcs(cluster: &Cluster) {
             break body;
         }
         assert!(
-            stopped.elapsed() < Duration::from_secs(40),
-            "/ready still {status} {body} 40s after etcd stopped; /topology: {}\nrolegate log:\n{}",
+            // ttl (20s) plus a wide margin: loaded CI machines are slow to stop etcd.
+            stopped.elapsed() < Duration::from_secs(60),
+            "/ready still {status} {body} 60s after etcd stopped; /topology: {}\nrolegate log:\n{}",
             get(ADMIN, "/topology", None).unwrap().1,
             cluster.log_tail("rolegate-admin.log", 30)
         );
