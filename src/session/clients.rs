@@ -167,11 +167,10 @@ impl ClientInfo {
             .unwrap_or_else(|| "rolegate ended the session".into())
     }
 
-    /// Resolves once `kill` was called.
+    /// Resolves once `kill` was called, with its message.
     pub async fn killed(&self) -> String {
         self.kill.cancelled().await;
-        self.kill_reason()
-            .unwrap_or_else(|| "rolegate ended the session".into())
+        self.kill_message()
     }
 
     /// Why the session was killed, if it was.

@@ -148,10 +148,12 @@ async fn copy(
     let mut cbuf = vec![0u8; BUF];
     let mut sbuf = vec![0u8; BUF];
     let mut seen: Vec<Seen> = Vec::new();
+    // Registered once for the session, not at every turn of the loop.
+    let mut killed = pin!(info.kill_signal());
     loop {
         let idle = side.idle && side.tracker.at_boundary();
         tokio::select! {
-            reason = info.killed() => return End::Killed(reason),
+            () = &mut killed => return End::Killed(info.kill_message()),
             () = shared.gate.stopping(), if idle => return End::Stopping,
             r = cr.read(&mut cbuf) => match r {
                 Ok(0) | Err(_) => return End::ClientClosed,
