@@ -18,8 +18,8 @@ mod cluster;
 
 use std::time::Duration;
 
-use cluster::writers::{write_direct, write_through, WRITES_TABLE};
-use cluster::{spawn, Cluster};
+use cluster::spawn;
+use cluster::writers::{cluster_for_writes, write_direct, write_through};
 
 const BASE: u16 = 24_200;
 
@@ -33,12 +33,7 @@ fn env(name: &str, default: u64) -> u64 {
 fn main() {
     let writers = u32::try_from(env("WRITERS", 8)).unwrap_or(8);
     let settle = Duration::from_secs(env("SETTLE_SECS", 3));
-    let cluster = Cluster::start(BASE);
-    cluster.wait_healthy(Duration::from_secs(60));
-    let leader = cluster.leader().expect("leader");
-    cluster
-        .psql(cluster.pg_port(&leader), WRITES_TABLE)
-        .expect("create table");
+    let (cluster, _) = cluster_for_writes(BASE);
     let _rolegate = spawn::rolegate(
         &cluster,
         "failover-rolegate",

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cluster::client::{connect, listener, text, TRUST};
-use cluster::writers::{write_through, WRITES_TABLE};
+use cluster::writers::{cluster_for_writes, write_through};
 use cluster::{server_of, spawn, wait_for, wait_until, Cluster};
 
 /// Patroni's ttl is 20s in scripts/cluster: a dead leader's key expires within it.
@@ -52,10 +52,7 @@ fn new_leader(cluster: &Cluster, old: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn primary_node_killed_writes_resume_on_the_new_leader_and_none_is_lost() {
     let base = 22_600;
-    let cluster = Cluster::start(base);
-    cluster.wait_healthy(Duration::from_secs(60));
-    let old = cluster.leader().unwrap();
-    cluster.psql(cluster.pg_port(&old), WRITES_TABLE).unwrap();
+    let (cluster, old) = cluster_for_writes(base);
     let port = base + 41;
     let _rg = rolegate(&cluster, port);
 
@@ -110,11 +107,8 @@ fn sessions_since(cluster: &Cluster, port: u16, since: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patroni_killed_on_the_primary_nothing_reaches_the_still_writable_old_primary() {
     let base = 22_700;
-    let cluster = Cluster::start(base);
-    cluster.wait_healthy(Duration::from_secs(60));
-    let old = cluster.leader().unwrap();
+    let (cluster, old) = cluster_for_writes(base);
     let old_port = cluster.pg_port(&old);
-    cluster.psql(old_port, WRITES_TABLE).unwrap();
     let (port, passthrough) = (base + 41, base + 42);
     let _rg = rolegate(&cluster, port);
     // A passthrough session on the old primary, idle across the failover.

@@ -9,8 +9,8 @@ mod cluster;
 use std::time::{Duration, Instant};
 
 use cluster::client::{code, connect, describe, listener, TRUST};
-use cluster::writers::{write_through, WRITES_TABLE};
-use cluster::{spawn, wait_for, Cluster};
+use cluster::writers::{cluster_for_writes, write_through};
+use cluster::{spawn, wait_for};
 
 /// Longer than Patroni's ttl (20s) plus rolegate's 2s heartbeat.
 const OUTAGE: Duration = Duration::from_secs(30);
@@ -18,12 +18,7 @@ const OUTAGE: Duration = Duration::from_secs(30);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_down_past_ttl_holds_writes_and_they_resume() {
     let base = 22_800;
-    let cluster = Cluster::start(base);
-    cluster.wait_healthy(Duration::from_secs(60));
-    let leader = cluster.leader().unwrap();
-    cluster
-        .psql(cluster.pg_port(&leader), WRITES_TABLE)
-        .unwrap();
+    let (cluster, _) = cluster_for_writes(base);
     let port = base + 41;
     let toml = format!(
         "{TRUST}{}",
@@ -100,12 +95,7 @@ async fn etcd_down_past_ttl_holds_writes_and_they_resume() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hold_timeout_shorter_than_the_outage_ends_with_57p03() {
     let base = 22_900;
-    let cluster = Cluster::start(base);
-    cluster.wait_healthy(Duration::from_secs(60));
-    let leader = cluster.leader().unwrap();
-    cluster
-        .psql(cluster.pg_port(&leader), WRITES_TABLE)
-        .unwrap();
+    let (cluster, _) = cluster_for_writes(base);
     let port = base + 41;
     let toml = format!(
         "{TRUST}{}",

@@ -6,19 +6,13 @@ mod cluster;
 use std::time::Duration;
 
 use cluster::spawn;
-use cluster::writers::{write_through, WRITES_TABLE};
-use cluster::Cluster;
+use cluster::writers::{cluster_for_writes, write_through};
 
 const BASE: u16 = 21_600;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn planned_switchover_costs_latency_not_errors_on_the_pooled_primary_port() {
-    let cluster = Cluster::start(BASE);
-    cluster.wait_healthy(Duration::from_secs(60));
-    let old = cluster.leader().expect("leader");
-    cluster
-        .psql(cluster.pg_port(&old), WRITES_TABLE)
-        .expect("create table");
+    let (cluster, old) = cluster_for_writes(BASE);
     let (pooled, passthrough) = (BASE + 41, BASE + 42);
     let _rolegate = spawn::rolegate(
         &cluster,

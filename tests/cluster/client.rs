@@ -74,21 +74,8 @@ pub const TRUST: &str = "[auth]\ntype = \"trust\"\n";
 /// `COPY ... FROM STDIN`); trimmed stdout.
 pub fn psql_stdin(port: u16, sql: &str, input: &[u8]) -> Result<String> {
     use std::io::Write as _;
-    use std::process::{Command, Stdio};
-    let conninfo =
-        format!("host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=5");
-    let mut child = Command::new("/usr/bin/psql")
-        .args([
-            "-X",
-            "-A",
-            "-t",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            &conninfo,
-        ])
-        .args(["-c", sql])
+    use std::process::Stdio;
+    let mut child = super::pg::psql_command(port, 5, sql)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -14,23 +14,31 @@ use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 /// How long one query of a held session may take before the test gives up on it.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// `psql -XAtq -v ON_ERROR_STOP=1 -c sql` as user postgres, database postgres, on
+/// 127.0.0.1:`port`, giving up connecting after `connect_timeout` seconds.
+pub fn psql_command(port: u16, connect_timeout: u32, sql: &str) -> Command {
+    let conninfo = format!(
+        "host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout={connect_timeout}"
+    );
+    let mut cmd = Command::new("/usr/bin/psql");
+    cmd.args([
+        "-X",
+        "-A",
+        "-t",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-d",
+        &conninfo,
+        "-c",
+        sql,
+    ]);
+    cmd
+}
+
 /// `psql -Atc sql` as user postgres, database postgres, on 127.0.0.1:`port`; trimmed stdout.
 pub fn psql(port: u16, sql: &str) -> Result<String> {
-    let conninfo =
-        format!("host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=3");
-    let out = Command::new("/usr/bin/psql")
-        .args([
-            "-X",
-            "-A",
-            "-t",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            &conninfo,
-            "-c",
-            sql,
-        ])
+    let out = psql_command(port, 3, sql)
         .env("PGAPPNAME", "rolegate-test")
         .stdin(Stdio::null())
         .output()

@@ -15,6 +15,18 @@ use super::Cluster;
 pub const WRITES_TABLE: &str =
     "CREATE TABLE IF NOT EXISTS writes (target text, writer int, seq bigint, PRIMARY KEY (target, writer, seq))";
 
+/// A healthy cluster on `base_port` with [`WRITES_TABLE`] created on its leader; the
+/// leader's name.
+pub fn cluster_for_writes(base_port: u16) -> (Cluster, String) {
+    let cluster = Cluster::start(base_port);
+    cluster.wait_healthy(Duration::from_secs(60));
+    let leader = cluster.leader().expect("leader");
+    cluster
+        .psql(cluster.pg_port(&leader), WRITES_TABLE)
+        .expect("create the writes table");
+    (cluster, leader)
+}
+
 /// What the writers of one target saw.
 #[derive(Default, Debug)]
 pub struct Outcome {
