@@ -40,6 +40,11 @@ pub enum Attempt<T> {
 /// How often a client waiting for a member retries members that refused it.
 const RETRY_TICK: Duration = Duration::from_millis(250);
 
+/// The same while the leader-key holder is being promoted: `pg_ctl promote` ends within a
+/// few hundred milliseconds of Patroni taking the key, and every tick waited past that is
+/// added to a switchover's write gap.
+const PROMOTE_TICK: Duration = Duration::from_millis(40);
+
 /// Runs `attempt` on members of the listener's role set, balanced, until one succeeds,
 /// waiting up to `connect_wait` for the set to change when none is left to try.
 /// Waits while the leader changes count as a switchover hold.
@@ -131,7 +136,12 @@ where
         if hold.is_none() && listener.service == Service::Primary && topology.leader_changing() {
             *hold = Some(shared.stats.switchover.holding.enter());
         }
-        let tick = (now + RETRY_TICK).min(deadline);
+        let every = if listener.service == Service::Primary && topology.promoting().is_some() {
+            PROMOTE_TICK
+        } else {
+            RETRY_TICK
+        };
+        let tick = (now + every).min(deadline);
         tokio::select! {
             _ = changes.changed() => {}
             () = tokio::time::sleep_until(tick) => failed.clear(),
