@@ -125,6 +125,9 @@ pub struct ServerConn {
     pub tracked: String,
     /// The server's own cancel key.
     pub key: CancelKey,
+    /// `addr` and `key` once more, shared: what a pooled client's cancel target points at
+    /// while it uses this server, set at each checkout without copying strings.
+    pub cancel_to: std::sync::Arc<(BackendAddr, CancelKey)>,
     pub created: Instant,
     /// When it was last returned to the pool.
     pub idle_since: Instant,
@@ -186,6 +189,10 @@ impl ServerConn {
             }
         }
         let (pid, secret) = key.unwrap_or((0, Vec::new()));
+        let key = CancelKey {
+            pid,
+            secret: Bytes::from(secret),
+        };
         let now = Instant::now();
         Ok(Self {
             stream,
@@ -193,10 +200,8 @@ impl ServerConn {
             defaults: params.clone(),
             tracked: tracked_text(|k| params.get(k).map(String::as_str)),
             params,
-            key: CancelKey {
-                pid,
-                secret: Bytes::from(secret),
-            },
+            cancel_to: std::sync::Arc::new((addr.clone(), key.clone())),
+            key,
             created: now,
             idle_since: now,
             statements: ServerStatements::default(),

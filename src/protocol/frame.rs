@@ -20,16 +20,20 @@ pub struct BoundaryTracker {
     header: [u8; HEADER_LEN],
     header_len: usize,
     /// Body of a message of interest being collected (only small ones).
-    collecting: Option<(u8, Vec<u8>)>,
+    collecting: Option<(u8, Body)>,
     /// Report every message's tag at its header, with no body.
     tags_only: bool,
 }
+
+/// The body of a [`Seen`] message: inline up to 32 bytes (ReadyForQuery, most
+/// ParameterStatus), so following a transaction's end does not allocate.
+pub type Body = smallvec::SmallVec<[u8; 32]>;
 
 /// A small message the caller asked to see, whole.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Seen {
     pub tag: u8,
-    pub body: Vec<u8>,
+    pub body: Body,
 }
 
 impl BoundaryTracker {
@@ -106,16 +110,16 @@ impl BoundaryTracker {
         if self.tags_only {
             seen.push(Seen {
                 tag,
-                body: Vec::new(),
+                body: Body::new(),
             });
         } else if wanted.contains(&tag) && len - 4 <= 1024 {
             if self.body_left == 0 {
                 seen.push(Seen {
                     tag,
-                    body: Vec::new(),
+                    body: Body::new(),
                 });
             } else {
-                self.collecting = Some((tag, Vec::with_capacity((len - 4) as usize)));
+                self.collecting = Some((tag, Body::with_capacity((len - 4) as usize)));
             }
         }
         Ok(())
@@ -165,7 +169,7 @@ mod tests {
                 seen[1],
                 Seen {
                     tag: b'Z',
-                    body: b"I".to_vec()
+                    body: Body::from_slice(b"I")
                 }
             );
         }

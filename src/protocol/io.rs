@@ -49,6 +49,16 @@ pub fn message(tag: u8, body: &[u8]) -> Bytes {
     b.freeze()
 }
 
+/// Appends a message made of `parts` to `out` (no allocation beyond `out` growing).
+pub fn put_message(out: &mut Vec<u8>, tag: u8, parts: &[&[u8]]) {
+    let len: usize = parts.iter().map(|p| p.len()).sum::<usize>() + 4;
+    out.push(tag);
+    out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+    for p in parts {
+        out.extend_from_slice(p);
+    }
+}
+
 /// A protocol 3.0 StartupMessage with `params` (user, database, ...).
 #[must_use]
 pub fn startup_packet(params: &[(&str, &str)]) -> Bytes {

@@ -26,13 +26,17 @@ pub enum CancelTarget {
 /// The server a pooled client is using at the moment, if any.
 #[derive(Debug, Default)]
 pub struct PooledTarget {
-    current: Mutex<Option<(BackendAddr, CancelKey)>>,
+    current: Mutex<Option<Arc<(BackendAddr, CancelKey)>>>,
 }
 
 impl PooledTarget {
     /// Records the server (and its key) the client now uses; `None` between transactions.
-    pub fn set(&self, server: Option<(BackendAddr, CancelKey)>) {
-        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = server;
+    pub fn set(&self, server: Option<Arc<(BackendAddr, CancelKey)>>) {
+        let old = std::mem::replace(
+            &mut *self.current.lock().unwrap_or_else(PoisonError::into_inner),
+            server,
+        );
+        drop(old); // outside the lock
     }
 
     #[must_use]
@@ -40,7 +44,8 @@ impl PooledTarget {
         self.current
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .as_deref()
+            .cloned()
     }
 }
 
@@ -162,7 +167,7 @@ mod tests {
             pid: 9,
             secret: Bytes::from_static(&[1, 1, 1, 1]),
         };
-        target.set(Some((addr.clone(), server_key.clone())));
+        target.set(Some(Arc::new((addr.clone(), server_key.clone()))));
         assert_eq!(t.get(), Some((addr, server_key)));
     }
 }

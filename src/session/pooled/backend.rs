@@ -4,7 +4,7 @@
 //! ParameterStatus are collected whole (they are small), for the session to follow.
 
 use super::expect::Expected;
-use crate::protocol::frame::{Seen, HEADER_LEN, MAX_MESSAGE_LEN};
+use crate::protocol::frame::{Body, Seen, HEADER_LEN, MAX_MESSAGE_LEN};
 use crate::protocol::ProtocolError;
 
 /// Largest ParameterStatus body collected.
@@ -19,7 +19,7 @@ pub struct Backend {
     left: u64,
     /// The current message goes to the client.
     forward: bool,
-    collecting: Option<(u8, Vec<u8>)>,
+    collecting: Option<(u8, Body)>,
 }
 
 impl Backend {
@@ -96,7 +96,7 @@ impl Backend {
         }
         self.left = u64::from(len - 4);
         if matches!(tag, b'Z' | b'S' | b'E') && len - 4 <= MAX_COLLECTED {
-            self.collecting = Some((tag, Vec::with_capacity((len - 4) as usize)));
+            self.collecting = Some((tag, Body::with_capacity((len - 4) as usize)));
         }
         if self.left == 0 {
             self.finish(seen);
@@ -161,7 +161,7 @@ mod tests {
             b.feed(&stream[cut..], &mut q, &mut out, &mut seen).unwrap();
             assert_eq!(out, want, "cut at {cut}");
             assert_eq!(seen.len(), 2);
-            assert_eq!(seen[1].body, b"I");
+            assert_eq!(seen[1].body.as_slice(), b"I");
             assert!(q.is_empty() && b.at_boundary());
         }
     }

@@ -70,7 +70,7 @@ pub(super) async fn finish(c: &Client<'_>, mut h: Held, clean: bool) {
         }
         h.checkout.conn().statements.clear();
     }
-    c.release(h);
+    c.release_last(h);
 }
 
 /// KILL from the console, or the shutdown timeout.

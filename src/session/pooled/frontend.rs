@@ -9,6 +9,7 @@ use bytes::Bytes;
 use super::expect::{Action, Expect, Expected, Req};
 use crate::pool::prepared::{ClientStatements, ServerStatements, Statement};
 use crate::protocol::frame::{HEADER_LEN, MAX_MESSAGE_LEN};
+use crate::protocol::io::put_message as put;
 use crate::protocol::ProtocolError;
 
 /// Where the lent server is in the client's protocol flow.
@@ -164,6 +165,9 @@ impl Frontend {
                 }
                 State::Collect { left, body, .. } => {
                     let take = chunk.len().min(*left);
+                    if body.capacity() == 0 {
+                        body.reserve((*left).min(64 * 1024));
+                    }
                     body.extend_from_slice(&chunk[..take]);
                     *left -= take;
                     chunk = &chunk[take..];
@@ -185,6 +189,14 @@ impl Frontend {
                         self.header_len = 0;
                         if self.start(ctx, out)? {
                             return Ok(true);
+                        }
+                        // A message to rewrite that is whole in this chunk: used in place.
+                        if let State::Collect { tag, left, .. } = self.state {
+                            if left <= chunk.len() {
+                                self.state = State::Header;
+                                self.rewrite(tag, &chunk[..left], ctx, out);
+                                chunk = &chunk[left..];
+                            }
                         }
                     }
                 }
@@ -218,7 +230,7 @@ impl Frontend {
                 self.state = State::Collect {
                     tag,
                     left: body,
-                    body: Vec::with_capacity(body.min(64 * 1024)),
+                    body: Vec::new(), // allocated if the body spans chunks
                 };
                 if body == 0 {
                     self.state = State::Header;
@@ -335,16 +347,6 @@ impl Frontend {
     }
 }
 
-/// Appends a message made of `parts`.
-fn put(out: &mut Vec<u8>, tag: u8, parts: &[&[u8]]) {
-    let len: usize = parts.iter().map(|p| p.len()).sum::<usize>() + 4;
-    out.push(tag);
-    out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
-    for p in parts {
-        out.extend_from_slice(p);
-    }
-}
-
 /// The NUL-terminated string at the start of `b`, and what follows its NUL (None if
 /// there is no NUL).
 fn split_cstr(b: &[u8]) -> (&[u8], Option<&[u8]>) {
@@ -358,21 +360,32 @@ fn cstr(b: &[u8]) -> &[u8] {
     split_cstr(b).0
 }
 
-/// A simple Query that drops every prepared statement of the session.
+/// A simple Query that drops every prepared statement of the session. Runs on every
+/// query, so it does not allocate.
 fn resets_statements(body: &[u8]) -> bool {
     let text = cstr(body);
     if text.len() > 64 {
         return false;
     }
-    let text = String::from_utf8_lossy(text).to_ascii_lowercase();
-    let words: Vec<&str> = text
-        .split(|c: char| c.is_whitespace() || c == ';')
+    // The first four words; a fourth means it is none of the statements sought.
+    let mut w: [&[u8]; 4] = [b""; 4];
+    let mut n = 0;
+    for word in text
+        .split(|c| c.is_ascii_whitespace() || *c == b';')
         .filter(|w| !w.is_empty())
-        .collect();
-    matches!(
-        words.as_slice(),
-        ["discard" | "deallocate", "all"] | ["deallocate", "prepare", "all"]
-    )
+    {
+        if n == w.len() {
+            return false;
+        }
+        w[n] = word;
+        n += 1;
+    }
+    let is = |i: usize, want: &str| w[i].eq_ignore_ascii_case(want.as_bytes());
+    match n {
+        2 => (is(0, "discard") || is(0, "deallocate")) && is(1, "all"),
+        3 => is(0, "deallocate") && is(1, "prepare") && is(2, "all"),
+        _ => false,
+    }
 }
 
 #[cfg(test)]

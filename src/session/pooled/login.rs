@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use bytes::{BufMut, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -14,7 +13,7 @@ use super::{Client, ClientInfo, Held, Shared};
 use crate::auth::authenticate_client;
 use crate::config::PoolMode;
 use crate::pool::{Login, PoolSetup};
-use crate::protocol::io::message;
+use crate::protocol::io::put_message;
 use crate::protocol::{PgError, ProtocolError};
 use crate::route::cancel::PooledTarget;
 use crate::route::Listener;
@@ -84,6 +83,7 @@ pub async fn login<'a>(
         params: ClientParams::from_startup(startup),
         target,
         sticky: None,
+        parked: None,
         logged_member: None,
         info,
         _slot: slot,
@@ -93,15 +93,19 @@ pub async fn login<'a>(
         Ok(h) => h,
         Err(e) => return refuse(stream, &e).await,
     };
-    let mut greeting = BytesMut::new();
-    greeting.put_slice(&message(b'R', &0u32.to_be_bytes()));
-    for (k, v) in client.params.merged(&held.checkout.conn().params) {
-        greeting.put_slice(&message(b'S', format!("{k}\0{v}\0").as_bytes()));
-    }
-    let mut kd = key.pid.to_be_bytes().to_vec();
-    kd.extend_from_slice(&key.secret);
-    greeting.put_slice(&message(b'K', &kd));
-    greeting.put_slice(&message(b'Z', b"I"));
+    let mut greeting = Vec::with_capacity(1024);
+    put_message(&mut greeting, b'R', &[&0u32.to_be_bytes()]);
+    client
+        .params
+        .for_each_merged(&held.checkout.conn().params, |k, v| {
+            put_message(
+                &mut greeting,
+                b'S',
+                &[k.as_bytes(), b"\0", v.as_bytes(), b"\0"],
+            );
+        });
+    put_message(&mut greeting, b'K', &[&key.pid.to_be_bytes(), &key.secret]);
+    put_message(&mut greeting, b'Z', &[b"I"]);
     stream.write_all(&greeting).await?;
     let held = match setup.mode {
         PoolMode::Session => Some(held),

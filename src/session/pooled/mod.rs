@@ -82,6 +82,9 @@ pub struct Client<'a> {
     pub target: Arc<PooledTarget>,
     /// Where the last transaction ran, reused while it is the only choice.
     pub sticky: Option<Sticky>,
+    /// The fencing registration of the last transaction, kept while `sticky` stands so
+    /// the next transaction on the same pool need not register again.
+    pub parked: Option<Parked>,
     /// The member last recorded in the session's span: recorded again only when it changes
     /// (a span's recorded fields accumulate in the log formatter).
     pub logged_member: Option<Arc<str>>,
@@ -163,7 +166,7 @@ impl Client<'_> {
                 since,
             }),
         );
-        self.target.set(Some((conn.addr.clone(), conn.key.clone())));
+        self.target.set(Some(conn.cancel_to.clone()));
         // The login values, not the current ones: a client before may have changed them.
         self.params.adopt_defaults(&conn.defaults);
         if let Some(sql) = self.params.sync_sql(&conn.params, &conn.tracked) {
@@ -189,7 +192,8 @@ impl Client<'_> {
             .sticky
             .take()
             .filter(|s| s.generation == generation && !s.pool.is_draining())?;
-        match attempt(self, pool.pool.clone(), since).await {
+        let parked = self.parked.take();
+        match attempt(self, pool.pool.clone(), since, parked).await {
             Attempt::Done(held) => {
                 self.sticky = Some(pool);
                 Some(Ok(held))
@@ -205,9 +209,10 @@ impl Client<'_> {
         topology: &Topology,
         since: Instant,
     ) -> Result<Held, PgError> {
+        self.parked = None;
         let this = &*self;
         let held = with_member(this.shared, this.listener, |addr| {
-            attempt(this, this.setup.pools.get(&addr, &this.login), since)
+            attempt(this, this.setup.pools.get(&addr, &this.login), since, None)
         })
         .await?;
         let listener = self.listener;
@@ -231,9 +236,35 @@ pub struct Sticky {
     pool: Arc<ServerPool>,
 }
 
+/// A session's registration on a member (for fencing), kept between transactions.
+pub struct Parked {
+    pool: Arc<ServerPool>,
+    guard: SessionGuard,
+    kill: oneshot::Receiver<KillReason>,
+}
+
+impl Parked {
+    /// The registration, if it is for `pool` and no fence has fired it meanwhile.
+    fn reuse(
+        mut self,
+        pool: &Arc<ServerPool>,
+    ) -> Option<(SessionGuard, oneshot::Receiver<KillReason>)> {
+        let live = matches!(
+            self.kill.try_recv(),
+            Err(oneshot::error::TryRecvError::Empty)
+        );
+        (live && Arc::ptr_eq(&self.pool, pool)).then_some((self.guard, self.kill))
+    }
+}
+
 /// Checks out from `pool`, refusing a server that reports hot standby on a primary
-/// listener, and registers the session on the member for fencing.
-async fn attempt(c: &Client<'_>, pool: Arc<ServerPool>, since: Instant) -> Attempt<Held> {
+/// listener, and registers the session on the member for fencing (or reuses `parked`).
+async fn attempt(
+    c: &Client<'_>,
+    pool: Arc<ServerPool>,
+    since: Instant,
+    parked: Option<Parked>,
+) -> Attempt<Held> {
     let (shared, listener) = (c.shared, c.listener);
     let user = &pool.login.user;
     let mut checkout = match pool.checkout().await {
@@ -253,7 +284,11 @@ async fn attempt(c: &Client<'_>, pool: Arc<ServerPool>, since: Instant) -> Attem
     }
     let member = &pool.addr.member;
     // Register before the final check: a publish after this fences us, one before is seen.
-    let (guard, kill) = listener.sessions.register(member);
+    // A parked registration was made before an earlier check and is still live: the same.
+    let (guard, kill) = match parked.and_then(|p| p.reuse(&pool)) {
+        Some(reg) => reg,
+        None => listener.sessions.register(member),
+    };
     if !listener.serves(&shared.topology.load(), member) {
         return Attempt::Left;
     }
@@ -267,8 +302,35 @@ async fn attempt(c: &Client<'_>, pool: Arc<ServerPool>, since: Instant) -> Attem
 }
 
 impl Client<'_> {
-    /// Gives a clean (ReadyForQuery idle) server back to its pool.
-    pub fn release(&self, held: Held) {
+    /// Gives a clean (ReadyForQuery idle) server back to its pool; keeps the fencing
+    /// registration for the next transaction while the pool is sticky.
+    pub fn release(&mut self, held: Held) {
+        self.target.set(None);
+        self.info.set(ClientState::Idle, None);
+        let Held {
+            checkout,
+            guard,
+            kill,
+            active,
+        } = held;
+        drop(active);
+        let pool = checkout.pool();
+        if self
+            .sticky
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(&s.pool, pool))
+        {
+            self.parked = Some(Parked {
+                pool: pool.clone(),
+                guard,
+                kill,
+            });
+        }
+        checkout.release();
+    }
+
+    /// `release` at the end of the session: nothing to keep.
+    pub fn release_last(&self, held: Held) {
         self.target.set(None);
         self.info.set(ClientState::Idle, None);
         held.checkout.release();

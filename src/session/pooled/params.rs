@@ -74,14 +74,25 @@ impl ClientParams {
         (!sets.is_empty()).then(|| sets.join(" "))
     }
 
-    /// What the client is told at login: the server's parameters, with its own values.
-    #[must_use]
-    pub fn merged(&self, server: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-        let mut all = server.clone();
-        for (k, v) in &self.values {
-            all.insert((*k).to_owned(), v.clone());
+    /// What the client is told at login: the server's parameters, with its own values
+    /// (and those it set that the server did not report), each passed to `f`.
+    pub fn for_each_merged(
+        &self,
+        server: &BTreeMap<String, String>,
+        mut f: impl FnMut(&str, &str),
+    ) {
+        for (k, v) in server {
+            let mine = self
+                .values
+                .get(k.as_str())
+                .map_or(v.as_str(), String::as_str);
+            f(k, mine);
         }
-        all
+        for (k, v) in &self.values {
+            if !server.contains_key(*k) {
+                f(k, v);
+            }
+        }
     }
 }
 
@@ -133,8 +144,19 @@ mod tests {
             c.sync_sql(&same, &text(&same)).as_deref(),
             Some("SET TimeZone TO 'Europe/Paris';")
         );
-        assert_eq!(c.merged(&same)["TimeZone"], "Europe/Paris");
+        let merged = |c: &ClientParams, server| {
+            let mut all = BTreeMap::new();
+            c.for_each_merged(server, |k, v| {
+                all.insert(k.to_owned(), v.to_owned());
+            });
+            all
+        };
+        assert_eq!(merged(&c, &same)["TimeZone"], "Europe/Paris");
+        assert_eq!(merged(&c, &same)["DateStyle"], "ISO, DMY");
         c.set("search_path", "x");
-        assert!(!c.merged(&same).contains_key("search_path"));
+        assert!(!merged(&c, &same).contains_key("search_path"));
+        // A value the client set that the server did not report is still told.
+        c.set("client_encoding", "LATIN1");
+        assert_eq!(merged(&c, &same)["client_encoding"], "LATIN1");
     }
 }

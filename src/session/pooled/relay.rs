@@ -120,8 +120,8 @@ pub async fn run(
             }
             Step::Retry => {
                 // Dropped, not released: the server is going away or is not the primary.
+                // The buffers stay: they hold the request to send again.
                 drop(held.take());
-                Bufs::recycle(r.bufs.take());
             }
             Step::Fail(e) => {
                 c.listener.stats.errors.record(e.code.as_bytes());
@@ -146,9 +146,13 @@ impl Relay {
         stream: &mut TcpStream,
     ) -> Result<(Step, Option<Held>), ProtocolError> {
         if let Some(n) = self.replay.as_mut().and_then(Replay::due) {
-            let rp = self.replay.as_ref().expect("due");
-            self.bufs.get_or_insert_with(Bufs::new).client_in[..n].copy_from_slice(&rp.chunk);
-            self.flow = rp.flow;
+            if self.bufs.is_none() {
+                // Cannot happen: a retry keeps the buffers holding the request.
+                let e = PgError::fatal("XX000", "rolegate: lost a request it was to resend")
+                    .with_hint("Reconnect and run the transaction again.");
+                return Ok((Step::Fail(e), None));
+            }
+            self.flow = self.replay.as_ref().map_or(self.flow, |rp| rp.flow);
             self.back = Backend::default();
             self.expected = Expected::default();
             return self.lend(c, n, stream).await;
@@ -189,7 +193,7 @@ impl Relay {
             return Ok((step, None));
         }
         self.replay = (c.setup.mode == PoolMode::Transaction && self.front.at_boundary())
-            .then(|| Replay::new(&bufs.client_in[..n], self.flow));
+            .then(|| Replay::new(n, self.flow));
         self.lend(c, n, stream).await
     }
 

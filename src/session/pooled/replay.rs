@@ -10,10 +10,12 @@ use crate::protocol::io::parse_error_fields;
 /// At most this many times per request.
 pub const MAX_REPLAYS: u8 = 3;
 
-/// The client bytes that began a transaction, kept until the server's first answer.
+/// The client bytes that began a transaction, kept until the server's first answer. They
+/// stay in the relay's read buffer (nothing is read from the client meanwhile, and the
+/// buffers are kept across a retry), so only their length is kept here.
 #[derive(Debug)]
 pub struct Replay {
-    pub chunk: Vec<u8>,
+    pub len: usize,
     /// The flow before the chunk was sent.
     pub flow: Flow,
     pub tries: u8,
@@ -22,9 +24,9 @@ pub struct Replay {
 
 impl Replay {
     #[must_use]
-    pub fn new(chunk: &[u8], flow: Flow) -> Self {
+    pub fn new(len: usize, flow: Flow) -> Self {
         Self {
-            chunk: chunk.to_vec(),
+            len,
             flow,
             tries: 0,
             due: false,
@@ -41,7 +43,7 @@ impl Replay {
 
     /// When a resend is due, its length (and it is no longer due).
     pub fn due(&mut self) -> Option<usize> {
-        std::mem::take(&mut self.due).then_some(self.chunk.len())
+        std::mem::take(&mut self.due).then_some(self.len)
     }
 }
 
@@ -100,7 +102,7 @@ mod tests {
 
     #[test]
     fn due_once_per_again() {
-        let mut r = Replay::new(b"Qx", Flow::default());
+        let mut r = Replay::new(2, Flow::default());
         assert_eq!(r.due(), None);
         let mut r = r.again();
         assert_eq!((r.due(), r.due(), r.tries), (Some(2), None, 1));

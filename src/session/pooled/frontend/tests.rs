@@ -231,3 +231,27 @@ fn known_statements_are_answered_without_a_server() {
     assert_eq!(f.answer_locally(&input[..input.len() - 1], |_| true), None);
     assert_eq!(f.answer_locally(&parse("p2", "x"), |_| true), None);
 }
+
+#[test]
+fn resets_statements_knows_the_reset_commands_only() {
+    for q in [
+        "DISCARD ALL",
+        "discard all;",
+        "  Deallocate   ALL ; ",
+        "DEALLOCATE PREPARE ALL",
+        "deallocate\tprepare\nall",
+    ] {
+        assert!(resets_statements(format!("{q}\0").as_bytes()), "{q:?}");
+    }
+    for q in [
+        "SELECT 1",
+        "DISCARD",
+        "DISCARD PLANS",
+        "DISCARD ALL; SELECT 1",
+        "DEALLOCATE p1",
+        "deallocate prepare all now",
+        "",
+    ] {
+        assert!(!resets_statements(format!("{q}\0").as_bytes()), "{q:?}");
+    }
+}
