@@ -129,6 +129,8 @@ pub struct ServerConn {
     /// while it uses this server, set at each checkout without copying strings.
     pub cancel_to: std::sync::Arc<(BackendAddr, CancelKey)>,
     pub created: Instant,
+    /// `created` on the wall clock (SHOW SERVERS' connect_time).
+    pub created_wall: std::time::SystemTime,
     /// When it was last returned to the pool.
     pub idle_since: Instant,
     /// Named statements rolegate prepared on it (transaction mode).
@@ -203,6 +205,7 @@ impl ServerConn {
             cancel_to: std::sync::Arc::new((addr.clone(), key.clone())),
             key,
             created: now,
+            created_wall: std::time::SystemTime::now(),
             idle_since: now,
             statements: ServerStatements::default(),
             db_slot: None,

@@ -38,6 +38,9 @@ impl Tuning {
     }
 }
 
+/// A role set (inline up to 8 members: choosing one for a checkout does not allocate).
+pub type Members<'a> = smallvec::SmallVec<[&'a Member; 8]>;
+
 /// One listening port and the role it serves.
 pub struct Listener {
     pub name: String,
@@ -79,8 +82,8 @@ impl Listener {
     /// A pooling primary listener also tries a leader that is being promoted: its
     /// checkouts verify the server is writable (`in_hot_standby = off`) before use.
     #[must_use]
-    pub fn candidates<'a>(&self, topology: &'a Topology) -> Vec<&'a Member> {
-        let mut set: Vec<&Member> = topology
+    pub fn candidates<'a>(&self, topology: &'a Topology) -> Members<'a> {
+        let mut set: Members<'a> = topology
             .candidates(self.service, self.tuning.load().max_lag)
             .filter(|m| !topology.leaving(m.name()))
             .collect();

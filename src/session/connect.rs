@@ -86,7 +86,7 @@ where
     loop {
         let topology = shared.topology.load();
         let addr = {
-            let cands: Vec<_> = listener
+            let cands: crate::route::listener::Members = listener
                 .candidates(&topology)
                 .into_iter()
                 .filter(|m| !failed.iter().any(|f| f == m.name()))

@@ -66,7 +66,7 @@ pub fn databases(shared: &Shared) -> Table {
     ]);
     let clients = shared.clients.rows();
     for l in shared.listeners() {
-        let members: Vec<_> = l.candidates(&topology);
+        let members = l.candidates(&topology);
         let hosts: Vec<String> = members
             .iter()
             .filter_map(|m| m.addr().map(|(h, _)| h.to_owned()))

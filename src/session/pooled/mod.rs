@@ -152,17 +152,18 @@ impl Client<'_> {
         let pool = held.checkout.pool().clone();
         let conn = held.checkout.conn();
         if self.logged_member.as_deref() != Some(conn.addr.member.as_str()) {
-            tracing::Span::current().record("member", conn.addr.member.as_str());
-            self.logged_member = Some(Arc::from(conn.addr.member.as_str()));
+            let span = tracing::Span::current();
+            if !span.is_disabled() {
+                span.record("member", conn.addr.member.as_str());
+                self.logged_member = Some(Arc::from(conn.addr.member.as_str()));
+            }
         }
         self.info.set(
             ClientState::Active,
             Some(ServerLink {
                 at: ServerAt::Pool(pool),
                 pid: conn.key.pid,
-                connected: std::time::SystemTime::now()
-                    .checked_sub(conn.created.elapsed())
-                    .unwrap_or(since),
+                connected: conn.created_wall,
                 since,
             }),
         );

@@ -22,8 +22,11 @@ impl ClientParams {
     pub fn from_startup(params: &BTreeMap<String, String>) -> Self {
         let mut me = Self::default();
         for (k, v) in params {
-            me.set(k, v);
+            if let Some(t) = TRACKED.iter().find(|t| t.eq_ignore_ascii_case(k)) {
+                me.values.insert(t, v.clone());
+            }
         }
+        me.retext();
         me
     }
 

@@ -112,6 +112,7 @@ pub async fn run(
                 }
             }
             Step::Left { clean } => {
+                Bufs::recycle(r.bufs.take());
                 if let Some(h) = held.take() {
                     // Boxed: the reset query's state is needed once, at the end.
                     Box::pin(finish(c, h, clean)).await;
