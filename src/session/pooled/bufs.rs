@@ -1,6 +1,11 @@
 //! The pooled relay's read and write buffers, and a per-thread stash of spare ones so a
 //! transaction does not allocate and zero 24 KB.
 
+use std::collections::VecDeque;
+
+use super::expect::Expect;
+use crate::protocol::frame::Seen;
+
 const BUF: usize = 8 * 1024;
 
 /// Read and write buffers; held only while a server is lent, so an idle client costs
@@ -9,6 +14,10 @@ pub struct Bufs {
     pub client_in: Vec<u8>,
     pub server_in: Vec<u8>,
     pub out: Vec<u8>,
+    /// ReadyForQuery, ParameterStatus and ErrorResponse messages of the last server chunk.
+    pub seen: Vec<Seen>,
+    /// The allocation of the relay's queue of owed answers while it is idle and empty.
+    pub queue: VecDeque<Expect>,
 }
 
 /// Buffers given back by sessions that released their server, reused by the next
@@ -25,6 +34,8 @@ impl Bufs {
             client_in: vec![0; BUF],
             server_in: vec![0; BUF],
             out: Vec::with_capacity(BUF),
+            seen: Vec::new(),
+            queue: VecDeque::new(),
         })
     }
 
@@ -35,6 +46,7 @@ impl Bufs {
             return; // grown by a big message: let it go
         }
         b.out.clear();
+        b.seen.clear();
         SPARE.with_borrow_mut(|spare| {
             if spare.len() < SPARE_BUFS {
                 spare.push(b);

@@ -107,6 +107,21 @@ fn asynchronous(tag: u8) -> bool {
 }
 
 impl Expected {
+    /// Hands the queue's allocation to `spare` while nothing is owed, so that an idle
+    /// client keeps none ([`Self::unstash`] takes one back).
+    pub fn stash(&mut self, spare: &mut VecDeque<Expect>) {
+        if self.queue.is_empty() && spare.capacity() == 0 {
+            std::mem::swap(&mut self.queue, spare);
+        }
+    }
+
+    /// Takes an empty allocation from `spare` if the queue has none.
+    pub fn unstash(&mut self, spare: &mut VecDeque<Expect>) {
+        if self.queue.capacity() == 0 && spare.is_empty() {
+            std::mem::swap(&mut self.queue, spare);
+        }
+    }
+
     pub fn push(&mut self, e: Expect) {
         self.queue.push_back(e);
     }

@@ -5,44 +5,72 @@ use std::collections::BTreeMap;
 use crate::pool::server::tracked_text;
 pub use crate::pool::server::TRACKED;
 
-/// The client's view of its tracked parameters.
+/// The client's view of its tracked parameters, kept as one [`tracked_text`] string
+/// ("name\0value\0" in [`TRACKED`] order): it is compared with a server's `tracked` once
+/// per transaction, and it is all an idle client keeps of them (no map per client).
 #[derive(Debug, Default, Clone)]
 pub struct ClientParams {
-    values: BTreeMap<&'static str, String>,
-    /// `values` as [`tracked_text`]: equal to a server's `tracked` = nothing to SET.
     text: String,
     /// Defaults were taken from a server's login values (once is enough: a pool's servers
     /// log in as the same user to the same database).
     adopted: bool,
 }
 
+/// The (name, value) pairs of a [`tracked_text`] string.
+fn pairs(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    let mut parts = text.split('\0');
+    std::iter::from_fn(move || Some((parts.next()?, parts.next()?))).filter(|(k, _)| !k.is_empty())
+}
+
+/// The value of `name` in a [`tracked_text`] string.
+fn lookup<'t>(text: &'t str, name: &str) -> Option<&'t str> {
+    pairs(text).find(|(k, _)| *k == name).map(|(_, v)| v)
+}
+
 impl ClientParams {
     /// From the startup packet (names compared case-insensitively, as PostgreSQL does).
     #[must_use]
     pub fn from_startup(params: &BTreeMap<String, String>) -> Self {
-        let mut me = Self::default();
-        for (k, v) in params {
-            if let Some(t) = TRACKED.iter().find(|t| t.eq_ignore_ascii_case(k)) {
-                me.values.insert(t, v.clone());
-            }
+        let find = |t: &str| {
+            params
+                .iter()
+                .find(|(k, _)| t.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v.as_str())
+        };
+        Self::with_text(tracked_text(find))
+    }
+
+    fn with_text(mut text: String) -> Self {
+        text.shrink_to_fit();
+        Self {
+            text,
+            adopted: false,
         }
-        me.retext();
-        me
+    }
+
+    /// The client's value of tracked parameter `name` (its canonical spelling).
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&str> {
+        lookup(&self.text, name)
     }
 
     /// Records a value (from the startup packet, or a ParameterStatus after the client's SET).
     pub fn set(&mut self, name: &str, value: &str) {
-        if let Some(t) = TRACKED.iter().find(|t| t.eq_ignore_ascii_case(name)) {
-            if self.values.get(t).map(String::as_str) != Some(value) {
-                self.values.insert(t, value.to_owned());
-                self.retext();
-            }
+        let Some(t) = TRACKED.iter().find(|t| t.eq_ignore_ascii_case(name)) else {
+            return;
+        };
+        if self.get(t) == Some(value) {
+            return;
         }
-    }
-
-    fn retext(&mut self) {
-        let values = &self.values;
-        self.text = tracked_text(|k| values.get(k).map(String::as_str));
+        let old = std::mem::take(&mut self.text);
+        let text = tracked_text(|k| {
+            if k == *t {
+                Some(value)
+            } else {
+                lookup(&old, k)
+            }
+        });
+        self.text = Self::with_text(text).text;
     }
 
     /// Fills in what the client did not set from a server's login values (`ServerConn::defaults`,
@@ -52,12 +80,9 @@ impl ClientParams {
             return;
         }
         self.adopted = true;
-        for t in TRACKED {
-            if let Some(v) = server.get(t) {
-                self.values.entry(t).or_insert_with(|| v.clone());
-            }
-        }
-        self.retext();
+        let old = std::mem::take(&mut self.text);
+        let text = tracked_text(|k| lookup(&old, k).or_else(|| server.get(k).map(String::as_str)));
+        self.text = Self::with_text(text).text;
     }
 
     /// `SET` statements that make `server` match the client, or `None` if it already does.
@@ -68,10 +93,8 @@ impl ClientParams {
         if self.text == tracked {
             return None;
         }
-        let sets: Vec<String> = self
-            .values
-            .iter()
-            .filter(|(k, v)| server.get(**k) != Some(*v))
+        let sets: Vec<String> = pairs(&self.text)
+            .filter(|(k, v)| server.get(*k).map(String::as_str) != Some(*v))
             .map(|(k, v)| format!("SET {k} TO {};", quote(v)))
             .collect();
         (!sets.is_empty()).then(|| sets.join(" "))
@@ -85,14 +108,10 @@ impl ClientParams {
         mut f: impl FnMut(&str, &str),
     ) {
         for (k, v) in server {
-            let mine = self
-                .values
-                .get(k.as_str())
-                .map_or(v.as_str(), String::as_str);
-            f(k, mine);
+            f(k, self.get(k).unwrap_or(v));
         }
-        for (k, v) in &self.values {
-            if !server.contains_key(*k) {
+        for (k, v) in pairs(&self.text) {
+            if !server.contains_key(k) {
                 f(k, v);
             }
         }

@@ -20,7 +20,6 @@ use super::replay::{refused_unrun, Replay, MAX_REPLAYS};
 use super::sock;
 use super::{Client, Held};
 use crate::config::PoolMode;
-use crate::protocol::frame::Seen;
 use crate::protocol::io::parse_parameter_status;
 use crate::protocol::{PgError, ProtocolError};
 use crate::session::{shutting_down, Stop};
@@ -58,9 +57,6 @@ struct Relay {
     query_sent: Option<Instant>,
     /// Fires on KILL or shutdown; kept for the session so its waiter is registered once.
     killed: Pin<Box<WaitForCancellationFutureOwned>>,
-    /// ReadyForQuery, ParameterStatus and ErrorResponse messages of the last server chunk
-    /// (kept to reuse its allocation).
-    seen: Vec<Seen>,
 }
 
 /// Relays until the client leaves or the session must end.
@@ -81,7 +77,6 @@ pub async fn run(
         replay: None,
         query_sent: None,
         killed: Box::pin(c.info.kill_signal()),
-        seen: Vec::new(),
     };
     loop {
         let step = match held.as_mut() {
@@ -99,6 +94,9 @@ pub async fn run(
             Step::Release => {
                 if let Some(h) = held.take() {
                     c.release(h);
+                }
+                if let Some(b) = r.bufs.as_mut() {
+                    r.expected.stash(&mut b.queue);
                 }
                 Bufs::recycle(r.bufs.take());
                 if c.shared.gate.stop_state() != Stop::Running {
@@ -166,6 +164,7 @@ impl Relay {
             () = &mut self.killed => return Ok((Step::Fail(killed(c.info.kill_message())), None)),
         }
         let bufs = self.bufs.get_or_insert_with(Bufs::new);
+        self.expected.unstash(&mut bufs.queue);
         let n = match sock::try_read(stream, &mut bufs.client_in) {
             Ok(0) => return Ok((Step::Left { clean: true }, None)),
             Ok(n) => n,
@@ -281,8 +280,7 @@ impl Relay {
         let bufs = self.bufs.get_or_insert_with(Bufs::new);
         let Held { checkout, kill, .. } = h;
         let conn = checkout.conn();
-        let seen = &mut self.seen;
-        seen.clear();
+        bufs.seen.clear();
         let got = tokio::select! {
             r = sock::read(stream, &mut bufs.client_in) => Got::Client(r),
             r = sock::read(&conn.stream, &mut bufs.server_in) => Got::Server(r),
@@ -324,11 +322,11 @@ impl Relay {
             &bufs.server_in[..n],
             &mut self.expected,
             &mut bufs.out,
-            seen,
+            &mut bufs.seen,
         )?;
         apply_effects(c, &mut self.expected, &mut conn.statements);
         let stats = &c.listener.stats;
-        for s in seen.iter() {
+        for s in &bufs.seen {
             match s.tag {
                 b'Z' => {
                     self.flow.pending = self.flow.pending.saturating_sub(1);
