@@ -89,12 +89,15 @@ impl Shared {
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
 /// Serves one client connection to completion. Never panics on peer input.
-pub async fn run(
+///
+/// The session's futures are plain fns returning `async move` blocks where they live as
+/// long as the client: an `async fn` keeps its arguments twice in its state.
+pub fn run(
     shared: Arc<Shared>,
     listener: Arc<Listener>,
     client: TcpStream,
     peer: SocketAddr,
-) {
+) -> impl std::future::Future<Output = ()> {
     let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("session", id, listener = %listener.name, %peer, user = tracing::field::Empty, db = tracing::field::Empty, member = tracing::field::Empty);
     listener.stats.clients_accepted.inc();
@@ -106,72 +109,74 @@ pub async fn run(
         }
     }
     .instrument(span)
-    .await;
 }
 
-async fn serve(
-    shared: &Shared,
-    listener: &Arc<Listener>,
+#[allow(clippy::manual_async_fn)] // an async fn keeps its arguments twice in its state
+fn serve<'a>(
+    shared: &'a Shared,
+    listener: &'a Arc<Listener>,
     mut client: TcpStream,
     id: u64,
     peer: SocketAddr,
-) -> Result<(), ProtocolError> {
-    // Boxed, and finished before the session's main phase, so that an idle client's task
-    // keeps none of the startup's state.
-    let (params, raw) = match Box::pin(first::first_packet(shared, &mut client)).await? {
-        First::Done => return Ok(()),
-        First::Startup { params, raw } => (params, raw),
-    };
-    let user = params.get("user").map_or("", String::as_str);
-    let db = params.get("database").map_or(user, String::as_str);
-    tracing::Span::current().record("user", user);
-    tracing::Span::current().record("db", db);
-    tracing::debug!(user, db, "startup");
-    if crate::admin::console::is_console_database(db) {
-        return Box::pin(crate::admin::console::run(shared, client, &params)).await;
+) -> impl std::future::Future<Output = Result<(), ProtocolError>> + use<'a> {
+    async move {
+        // Boxed, and finished before the session's main phase, so that an idle client's task
+        // keeps none of the startup's state.
+        let (params, raw) = match Box::pin(first::first_packet(shared, &mut client)).await? {
+            First::Done => return Ok(()),
+            First::Startup { params, raw } => (params, raw),
+        };
+        let user = params.get("user").map_or("", String::as_str);
+        let db = params.get("database").map_or(user, String::as_str);
+        tracing::Span::current().record("user", user);
+        tracing::Span::current().record("db", db);
+        tracing::debug!(user, db, "startup");
+        if crate::admin::console::is_console_database(db) {
+            return Box::pin(crate::admin::console::run(shared, client, &params)).await;
+        }
+        if shared.gate.stop_state() != Stop::Running {
+            client.write_all(&shutting_down().encode()).await?;
+            return Ok(());
+        }
+        if shared.gate.is_disabled(&listener.name, db) {
+            let e = PgError::fatal(
+                "57P03",
+                format!(
+                    "rolegate: database {db} is disabled on listener {}",
+                    listener.name
+                ),
+            )
+            .with_hint(
+                "An administrator ran DISABLE on the admin console; ENABLE lets clients in again.",
+            );
+            client.write_all(&e.encode()).await?;
+            return Ok(());
+        }
+        let guard = shared.clients.join(&NewClient {
+            id,
+            listener: &listener.name,
+            user,
+            database: db,
+            peer,
+            pooled: listener.pool.is_some(),
+        });
+        if let Some(setup) = &listener.pool {
+            // rolegate logs pooled clients in itself: an idle client keeps no packet.
+            drop(raw);
+            return pooled::run(shared, listener, setup, client, params, &guard.info).await;
+        }
+        let db = db.to_owned();
+        drop(params);
+        Box::pin(passthrough(
+            shared,
+            listener,
+            client,
+            &raw,
+            &db,
+            &guard.info,
+        ))
+        .await
     }
-    if shared.gate.stop_state() != Stop::Running {
-        client.write_all(&shutting_down().encode()).await?;
-        return Ok(());
-    }
-    if shared.gate.is_disabled(&listener.name, db) {
-        let e = PgError::fatal(
-            "57P03",
-            format!(
-                "rolegate: database {db} is disabled on listener {}",
-                listener.name
-            ),
-        )
-        .with_hint(
-            "An administrator ran DISABLE on the admin console; ENABLE lets clients in again.",
-        );
-        client.write_all(&e.encode()).await?;
-        return Ok(());
-    }
-    let guard = shared.clients.join(&NewClient {
-        id,
-        listener: &listener.name,
-        user,
-        database: db,
-        peer,
-        pooled: listener.pool.is_some(),
-    });
-    if let Some(setup) = &listener.pool {
-        // rolegate logs pooled clients in itself: an idle client keeps no packet.
-        drop(raw);
-        return pooled::run(shared, listener, setup, client, params, &guard.info).await;
-    }
-    let db = db.to_owned();
-    drop(params);
-    Box::pin(passthrough(
-        shared,
-        listener,
-        client,
-        &raw,
-        &db,
-        &guard.info,
-    ))
-    .await
 }
 
 /// A client of a passthrough listener: its own server session, bytes both ways.

@@ -95,31 +95,35 @@ pub struct Client<'a> {
     _cancel: crate::route::cancel::CancelGuard,
 }
 
-/// Serves a client of a pooling listener after its startup packet.
-pub async fn run(
-    shared: &Shared,
-    listener: &Arc<Listener>,
-    setup: &PoolSetup,
+/// Serves a client of a pooling listener after its startup packet (a plain fn returning
+/// an `async move` block: see [`crate::session::run`]).
+#[allow(clippy::manual_async_fn)] // an async fn keeps its arguments twice in its state
+pub fn run<'a>(
+    shared: &'a Shared,
+    listener: &'a Arc<Listener>,
+    setup: &'a PoolSetup,
     mut stream: TcpStream,
     startup: BTreeMap<String, String>,
-    info: &ClientInfo,
-) -> Result<(), ProtocolError> {
-    // Boxed: the login's state is freed once it is done, so an idle client keeps only the
-    // relay's (small) state.
-    let login = Box::pin(login::login(
-        shared,
-        listener,
-        setup,
-        &mut stream,
-        &startup,
-        info,
-    ))
-    .await?;
-    drop(startup);
-    let Some((mut client, held)) = login else {
-        return Ok(());
-    };
-    relay::run(&mut client, stream, held).await
+    info: &'a ClientInfo,
+) -> impl std::future::Future<Output = Result<(), ProtocolError>> + use<'a> {
+    async move {
+        // Boxed: the login's state is freed once it is done, so an idle client keeps only
+        // the relay's (small) state.
+        let login = Box::pin(login::login(
+            shared,
+            listener,
+            setup,
+            &mut stream,
+            &startup,
+            info,
+        ))
+        .await?;
+        drop(startup);
+        let Some((mut client, held)) = login else {
+            return Ok(());
+        };
+        relay::run(&mut client, stream, held).await
+    }
 }
 
 impl Client<'_> {

@@ -60,11 +60,15 @@ struct Relay {
 }
 
 /// Relays until the client leaves or the session must end.
-pub async fn run(
-    c: &mut Client<'_>,
+///
+/// A plain fn returning an `async move` block rather than an `async fn`: an async fn keeps
+/// its arguments twice in its state (as received and as moved into the body), and this
+/// state lives as long as the client does.
+pub fn run<'a, 'b>(
+    c: &'a mut Client<'b>,
     mut stream: TcpStream,
     mut held: Option<Held>,
-) -> Result<(), ProtocolError> {
+) -> impl std::future::Future<Output = Result<(), ProtocolError>> + use<'a, 'b> {
     let max_prepared = c.setup.settings().max_prepared_statements;
     let tracking =
         (c.setup.mode == PoolMode::Transaction && max_prepared > 0).then_some(max_prepared);
@@ -78,60 +82,62 @@ pub async fn run(
         query_sent: None,
         killed: Box::pin(c.info.kill_signal()),
     };
-    loop {
-        let step = match held.as_mut() {
-            None => match r.idle_step(c, &mut stream).await? {
-                (step, Some(h)) => {
-                    held = Some(h);
-                    step
+    async move {
+        loop {
+            let step = match held.as_mut() {
+                None => match r.idle_step(c, &mut stream).await? {
+                    (step, Some(h)) => {
+                        held = Some(h);
+                        step
+                    }
+                    (step, None) => step,
+                },
+                Some(h) => r.held_step(c, h, &mut stream).await?,
+            };
+            match step {
+                Step::Go => {}
+                Step::Release => {
+                    if let Some(h) = held.take() {
+                        c.release(h);
+                    }
+                    if let Some(b) = r.bufs.as_mut() {
+                        r.expected.stash(&mut b.queue);
+                    }
+                    Bufs::recycle(r.bufs.take());
+                    if c.shared.gate.stop_state() != Stop::Running {
+                        // The transaction is done; rolegate is stopping, so the session is too.
+                        let _ = tokio::time::timeout(
+                            Duration::from_millis(100),
+                            stream.write_all(&shutting_down().encode()),
+                        )
+                        .await;
+                        return Ok(());
+                    }
                 }
-                (step, None) => step,
-            },
-            Some(h) => r.held_step(c, h, &mut stream).await?,
-        };
-        match step {
-            Step::Go => {}
-            Step::Release => {
-                if let Some(h) = held.take() {
-                    c.release(h);
-                }
-                if let Some(b) = r.bufs.as_mut() {
-                    r.expected.stash(&mut b.queue);
-                }
-                Bufs::recycle(r.bufs.take());
-                if c.shared.gate.stop_state() != Stop::Running {
-                    // The transaction is done; rolegate is stopping, so the session is too.
-                    let _ = tokio::time::timeout(
-                        Duration::from_millis(100),
-                        stream.write_all(&shutting_down().encode()),
-                    )
-                    .await;
+                Step::Left { clean } => {
+                    Bufs::recycle(r.bufs.take());
+                    if let Some(h) = held.take() {
+                        // Boxed: the reset query's state is needed once, at the end.
+                        Box::pin(finish(c, h, clean)).await;
+                    }
                     return Ok(());
                 }
-            }
-            Step::Left { clean } => {
-                Bufs::recycle(r.bufs.take());
-                if let Some(h) = held.take() {
-                    // Boxed: the reset query's state is needed once, at the end.
-                    Box::pin(finish(c, h, clean)).await;
+                Step::Retry => {
+                    // Dropped, not released: the server is going away or is not the primary.
+                    // The buffers stay: they hold the request to send again.
+                    drop(held.take());
                 }
-                return Ok(());
-            }
-            Step::Retry => {
-                // Dropped, not released: the server is going away or is not the primary.
-                // The buffers stay: they hold the request to send again.
-                drop(held.take());
-            }
-            Step::Fail(e) => {
-                c.listener.stats.errors.record(e.code.as_bytes());
-                if r.back.at_boundary() {
-                    let _ = tokio::time::timeout(
-                        Duration::from_millis(100),
-                        stream.write_all(&e.encode()),
-                    )
-                    .await;
+                Step::Fail(e) => {
+                    c.listener.stats.errors.record(e.code.as_bytes());
+                    if r.back.at_boundary() {
+                        let _ = tokio::time::timeout(
+                            Duration::from_millis(100),
+                            stream.write_all(&e.encode()),
+                        )
+                        .await;
+                    }
+                    return Ok(());
                 }
-                return Ok(());
             }
         }
     }
