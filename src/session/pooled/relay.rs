@@ -163,7 +163,7 @@ impl Relay {
             return self.lend(c, n, stream).await;
         }
         tokio::select! {
-            r = stream.readable() => if r.is_err() {
+            r = sock::readable(stream) => if r.is_err() {
                 return Ok((Step::Left { clean: true }, None));
             },
             // KILL, or shutdown (which kills clients between transactions at once).

@@ -6,19 +6,39 @@
 //! arrived meanwhile).
 
 use std::io::{self, Read};
+use std::task::{ready, Context, Poll};
 
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 /// Waits until `stream` has data (or end of stream) and reads it into `buf`.
 pub async fn read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    std::future::poll_fn(|cx| poll_read(stream, cx, buf)).await
+}
+
+/// [`read`] as a poll: waits through the socket's own reader waker rather than a future
+/// holding a waiter node, so a session's select over both sockets stays small (that state
+/// is part of every session's memory).
+pub fn poll_read(
+    stream: &TcpStream,
+    cx: &mut Context<'_>,
+    buf: &mut [u8],
+) -> Poll<io::Result<usize>> {
     loop {
-        stream.readable().await?;
+        if let Err(e) = ready!(stream.poll_read_ready(cx)) {
+            return Poll::Ready(Err(e));
+        }
         match try_read(stream, buf) {
+            // The readiness was cleared: the next poll registers for the next edge.
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            r => return r,
+            r => return Poll::Ready(r),
         }
     }
+}
+
+/// Waits until `stream` is readable, through the socket's reader waker (see [`poll_read`]).
+pub async fn readable(stream: &TcpStream) -> io::Result<()> {
+    std::future::poll_fn(|cx| stream.poll_read_ready(cx)).await
 }
 
 /// Reads what `stream` holds now; `WouldBlock` when it holds nothing.
