@@ -6,11 +6,12 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
 use std::time::SystemTime;
 
-use tokio_util::sync::CancellationToken;
+use futures_util::task::AtomicWaker;
 
 use crate::pool::ServerPool;
 use crate::route::cancel::BackendAddr;
@@ -99,8 +100,11 @@ pub struct ClientInfo {
     /// Whether the listener pools (else the session is passed through to one member).
     pub pooled: bool,
     now: Mutex<Now>,
-    /// Fires when the session must end; `reason` says why.
-    kill: CancellationToken,
+    /// Set when the session must end (`reason` says why); `kill_waker` wakes the session.
+    /// A flag and one waker rather than a cancellation token: nothing allocated per client
+    /// and nothing the session must keep pinned between its waits.
+    kill_flag: AtomicBool,
+    kill_waker: AtomicWaker,
     reason: Mutex<Option<String>>,
     /// Transactions (pooled) the client ran, for SHOW CLIENTS-like views.
     pub transactions: AtomicU64,
@@ -151,13 +155,28 @@ impl ClientInfo {
             *r = Some(reason.to_owned());
         }
         drop(r);
-        self.kill.cancel();
+        self.kill_flag.store(true, Ordering::SeqCst);
+        self.kill_waker.wake();
     }
 
-    /// Resolves once `kill` was called. A session keeps it across its awaits, so the
-    /// waiter is registered once rather than at every select.
-    pub fn kill_signal(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
-        self.kill.clone().cancelled_owned()
+    /// Ready once `kill` was called. Only the session's own task waits for this (the
+    /// waker slot holds one waker).
+    pub fn poll_killed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.kill_flag.load(Ordering::SeqCst) {
+            return Poll::Ready(());
+        }
+        self.kill_waker.register(cx.waker());
+        // A kill between the check and the registration woke nobody: look again.
+        if self.kill_flag.load(Ordering::SeqCst) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Resolves once `kill` was called (see [`Self::poll_killed`]).
+    pub fn kill_signal(&self) -> impl std::future::Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| self.poll_killed(cx))
     }
 
     /// Why `kill` was called, for the client's message.
@@ -169,7 +188,7 @@ impl ClientInfo {
 
     /// Resolves once `kill` was called, with its message.
     pub async fn killed(&self) -> String {
-        self.kill.cancelled().await;
+        self.kill_signal().await;
         self.kill_message()
     }
 
@@ -249,7 +268,8 @@ impl ClientRegistry {
                 since: now,
                 server: None,
             }),
-            kill: CancellationToken::new(),
+            kill_flag: AtomicBool::new(false),
+            kill_waker: AtomicWaker::new(),
             reason: Mutex::new(None),
             transactions: AtomicU64::new(0),
         });

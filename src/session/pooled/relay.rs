@@ -3,10 +3,7 @@
 //! when a transaction ends (ReadyForQuery idle with nothing owed) and the server can go
 //! back to the pool.
 
-use std::pin::Pin;
 use std::time::{Duration, Instant};
-
-use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -55,8 +52,6 @@ struct Relay {
     replay: Option<Replay>,
     /// When the oldest request the server has not answered with ReadyForQuery was sent.
     query_sent: Option<Instant>,
-    /// Fires on KILL or shutdown; kept for the session so its waiter is registered once.
-    killed: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
 /// Relays until the client leaves or the session must end.
@@ -80,7 +75,6 @@ pub fn run<'a, 'b>(
         bufs: None,
         replay: None,
         query_sent: None,
-        killed: Box::pin(c.info.kill_signal()),
     };
     async move {
         loop {
@@ -167,7 +161,7 @@ impl Relay {
                 return Ok((Step::Left { clean: true }, None));
             },
             // KILL, or shutdown (which kills clients between transactions at once).
-            () = &mut self.killed => return Ok((Step::Fail(killed(c.info.kill_message())), None)),
+            () = c.info.kill_signal() => return Ok((Step::Fail(killed(c.info.kill_message())), None)),
         }
         let bufs = self.bufs.get_or_insert_with(Bufs::new);
         self.expected.unstash(&mut bufs.queue);
@@ -290,7 +284,7 @@ impl Relay {
         let got = tokio::select! {
             r = sock::read(stream, &mut bufs.client_in) => Got::Client(r),
             r = sock::read(&conn.stream, &mut bufs.server_in) => Got::Server(r),
-            () = &mut self.killed => return Ok(Step::Fail(killed(c.info.kill_message()))),
+            () = c.info.kill_signal() => return Ok(Step::Fail(killed(c.info.kill_message()))),
             () = stopping => return Ok(Step::Fail(shutting_down())),
             reason = kill => {
                 let message = reason.map_or_else(|_| "rolegate is shutting down".to_owned(), |r| r.message);
