@@ -174,6 +174,12 @@ impl Gate {
         }
     }
 
+    /// False when no database is paused (then `wait_open` returns at once).
+    #[must_use]
+    pub fn may_be_paused(&self) -> bool {
+        self.any_paused.load(Ordering::Acquire)
+    }
+
     #[must_use]
     pub fn stop_state(&self) -> Stop {
         match self.stop_now.load(Ordering::Acquire) {

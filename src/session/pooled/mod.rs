@@ -14,7 +14,9 @@ pub mod replay;
 mod sock;
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 use tokio::io::AsyncWriteExt;
@@ -130,11 +132,16 @@ impl Client<'_> {
     /// Lends the client a server connection on a member of the listener's role set, with
     /// the client's parameters applied.
     pub async fn checkout(&mut self) -> Result<Held, PgError> {
-        let (shared, listener) = (self.shared, self.listener);
+        let (shared, listener, info) = (self.shared, self.listener, self.info);
         let stats = &listener.stats;
-        self.info.set(ClientState::Waiting, None);
         let waited = Instant::now();
-        let waiting = stats.clients_waiting.enter();
+        // A client is counted (and shown) as waiting only once it really waits: most
+        // checkouts find an idle server at once.
+        let mut waiting = None;
+        if shared.gate.may_be_paused() {
+            info.set(ClientState::Waiting, None);
+            waiting = Some(stats.clients_waiting.enter());
+        }
         shared
             .gate
             .wait_open(&listener.name, &self.login.database)
@@ -143,9 +150,25 @@ impl Client<'_> {
             return Err(super::shutting_down());
         }
         let topology = self.shared.topology.load();
-        let held = match self.sticky_checkout(topology.generation, waited).await {
-            Some(held) => held,
-            None => Box::pin(self.balanced_checkout(&topology, waited)).await,
+        let held = {
+            let find = async {
+                match self.sticky_checkout(topology.generation, waited).await {
+                    Some(held) => held,
+                    None => Box::pin(self.balanced_checkout(&topology, waited)).await,
+                }
+            };
+            let mut find = std::pin::pin!(find);
+            let now = std::future::poll_fn(|cx| Poll::Ready(find.as_mut().poll(cx))).await;
+            match now {
+                Poll::Ready(held) => held,
+                Poll::Pending => {
+                    if waiting.is_none() {
+                        info.set(ClientState::Waiting, None);
+                        waiting = Some(stats.clients_waiting.enter());
+                    }
+                    find.await
+                }
+            }
         };
         drop(waiting);
         let lent = Instant::now();
