@@ -139,11 +139,17 @@ pub struct ServerConn {
     pub db_slot: Option<DbSlot>,
     /// The pool generation it was opened in (RECONNECT closes older ones on release).
     pub generation: u64,
+    /// The server reports `in_hot_standby = on` (PostgreSQL 14+): it cannot take writes.
+    /// Kept beside `params` so the check at every checkout is no map lookup.
+    pub hot_standby: bool,
 }
 
 impl ServerConn {
     /// Records a ParameterStatus the server sent.
     pub fn set_param(&mut self, name: String, value: String) {
+        if name == "in_hot_standby" {
+            self.hot_standby = value == "on";
+        }
         let tracked = TRACKED.contains(&name.as_str());
         self.params.insert(name, value);
         if tracked {
@@ -196,6 +202,7 @@ impl ServerConn {
             secret: Bytes::from(secret),
         };
         let now = Instant::now();
+        let hot_standby = params.get("in_hot_standby").is_some_and(|v| v == "on");
         Ok(Self {
             stream,
             addr: addr.clone(),
@@ -210,6 +217,7 @@ impl ServerConn {
             statements: ServerStatements::default(),
             db_slot: None,
             generation: 0,
+            hot_standby,
         })
     }
 

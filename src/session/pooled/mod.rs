@@ -367,7 +367,7 @@ impl Client<'_> {
 
 /// Whether the server said it cannot take writes (PostgreSQL 14+ reports `in_hot_standby`).
 fn read_only(conn: &crate::pool::ServerConn) -> bool {
-    conn.params.get("in_hot_standby").is_some_and(|v| v == "on")
+    conn.hot_standby
 }
 
 /// Runs `sql` on an idle server connection, swallowing the replies; tracks ParameterStatus.

@@ -107,10 +107,13 @@ impl ClientParams {
         server: &BTreeMap<String, String>,
         mut f: impl FnMut(&str, &str),
     ) {
+        // Split once: the text is looked up for every server parameter.
+        let mine: smallvec::SmallVec<[(&str, &str); 8]> = pairs(&self.text).collect();
         for (k, v) in server {
-            f(k, self.get(k).unwrap_or(v));
+            let own = mine.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+            f(k, own.unwrap_or(v));
         }
-        for (k, v) in pairs(&self.text) {
+        for (k, v) in mine {
             if !server.contains_key(k) {
                 f(k, v);
             }
