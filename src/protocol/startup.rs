@@ -52,29 +52,35 @@ impl FirstPacket {
 }
 
 /// Reads one first packet. Errors on a closed connection, a bad length or version.
+/// Every valid first packet has at least 8 bytes (length and code), so those are read
+/// together: an SSLRequest takes one `recv`, not two. The length is checked as soon as
+/// it is in, so a bad one is refused without waiting for more bytes.
 pub async fn read_first_packet<R: AsyncRead + Unpin>(
     r: &mut R,
 ) -> Result<FirstPacket, ProtocolError> {
-    let mut len_buf = [0u8; 4];
-    match r.read_exact(&mut len_buf).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-            return Err(ProtocolError::Closed)
+    let closed = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => ProtocolError::Closed,
+        _ => e.into(),
+    };
+    let mut head = [0u8; 8];
+    let mut got = 0;
+    let mut len = 0;
+    while got < head.len() {
+        let n = r.read(&mut head[got..]).await.map_err(closed)?;
+        if n == 0 {
+            return Err(ProtocolError::Closed);
         }
-        Err(e) => return Err(e.into()),
-    }
-    let len = u32::from_be_bytes(len_buf);
-    if !(8..=MAX_STARTUP_LEN).contains(&len) {
-        return Err(ProtocolError::StartupLength(len));
+        got += n;
+        if got >= 4 && len == 0 {
+            len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+            if !(8..=MAX_STARTUP_LEN).contains(&len) {
+                return Err(ProtocolError::StartupLength(len));
+            }
+        }
     }
     let mut raw = BytesMut::zeroed(len as usize);
-    raw[..4].copy_from_slice(&len_buf);
-    r.read_exact(&mut raw[4..])
-        .await
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => ProtocolError::Closed,
-            _ => e.into(),
-        })?;
+    raw[..8].copy_from_slice(&head);
+    r.read_exact(&mut raw[8..]).await.map_err(closed)?;
     parse_first_packet(raw)
 }
 

@@ -92,3 +92,39 @@ fn every_error_maps_to_a_client_message_with_sqlstate() {
     );
     assert!(ProtocolError::Closed.to_client_error().is_none());
 }
+
+#[tokio::test]
+async fn packets_arriving_a_byte_at_a_time_and_bad_lengths_without_the_rest() {
+    use tokio::io::AsyncWriteExt;
+    // SSLRequest then a startup packet, one byte per write.
+    let (mut client, mut server) = tokio::io::duplex(64);
+    let mut bytes = packet(SSL_REQUEST, b"");
+    bytes.extend(packet(196_608, b"user\0u\0\0"));
+    let writer = tokio::spawn(async move {
+        for b in bytes {
+            client.write_all(&[b]).await.unwrap();
+            tokio::task::yield_now().await;
+        }
+        client
+    });
+    assert!(matches!(
+        read_first_packet(&mut server).await,
+        Ok(FirstPacket::SslRequest)
+    ));
+    match read_first_packet(&mut server).await {
+        Ok(FirstPacket::Startup { params, .. }) => assert_eq!(params["user"], "u"),
+        other => panic!("{other:?}"),
+    }
+    drop(writer.await.unwrap());
+    // A length below 8 is refused at once, while the client keeps the connection open.
+    let (mut client, mut server) = tokio::io::duplex(64);
+    client.write_all(&4u32.to_be_bytes()).await.unwrap();
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        read_first_packet(&mut server),
+    )
+    .await
+    .expect("no wait for bytes that cannot come");
+    assert!(matches!(r, Err(ProtocolError::StartupLength(4))), "{r:?}");
+    drop(client);
+}
