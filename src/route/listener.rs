@@ -93,7 +93,9 @@ impl Listener {
         set
     }
 
-    fn promoting<'a>(&self, topology: &'a Topology) -> Option<&'a Member> {
+    /// The leader being promoted, where this listener may use it (pooling primary only).
+    #[must_use]
+    pub fn promoting<'a>(&self, topology: &'a Topology) -> Option<&'a Member> {
         let pooling = self.pool.is_some();
         (pooling && self.service == Service::Primary)
             .then(|| topology.promoting())

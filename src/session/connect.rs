@@ -136,7 +136,7 @@ where
         if hold.is_none() && listener.service == Service::Primary && topology.leader_changing() {
             *hold = Some(shared.stats.switchover.holding.enter());
         }
-        let every = if listener.service == Service::Primary && topology.promoting().is_some() {
+        let every = if listener.promoting(&topology).is_some() {
             PROMOTE_TICK
         } else {
             RETRY_TICK
