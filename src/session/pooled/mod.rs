@@ -138,9 +138,14 @@ impl Client<'_> {
         // A client is counted (and shown) as waiting only once it really waits: most
         // checkouts find an idle server at once.
         let mut waiting = None;
+        let wait = |waiting: &mut Option<_>| {
+            if waiting.is_none() {
+                info.set(ClientState::Waiting, None);
+                *waiting = Some(stats.clients_waiting.enter());
+            }
+        };
         if shared.gate.may_be_paused() {
-            info.set(ClientState::Waiting, None);
-            waiting = Some(stats.clients_waiting.enter());
+            wait(&mut waiting);
         }
         shared
             .gate
@@ -162,10 +167,7 @@ impl Client<'_> {
             match now {
                 Poll::Ready(held) => held,
                 Poll::Pending => {
-                    if waiting.is_none() {
-                        info.set(ClientState::Waiting, None);
-                        waiting = Some(stats.clients_waiting.enter());
-                    }
+                    wait(&mut waiting);
                     find.await
                 }
             }
@@ -306,7 +308,7 @@ async fn attempt(
             ))
         }
     };
-    if listener.service == Service::Primary && read_only(checkout.conn()) {
+    if listener.service == Service::Primary && checkout.conn().hot_standby {
         // Dropped, not returned: a primary that reports hot standby is not one.
         return Attempt::Failed("the server is in hot standby (read-only)".into());
     }
@@ -333,8 +335,6 @@ impl Client<'_> {
     /// Gives a clean (ReadyForQuery idle) server back to its pool; keeps the fencing
     /// registration for the next transaction while the pool is sticky.
     pub fn release(&mut self, held: Held) {
-        self.target.set(None);
-        self.info.set(ClientState::Idle, None);
         let Held {
             checkout,
             guard,
@@ -354,20 +354,19 @@ impl Client<'_> {
                 kill,
             });
         }
-        checkout.release();
+        self.give_back(checkout);
     }
 
     /// `release` at the end of the session: nothing to keep.
     pub fn release_last(&self, held: Held) {
+        self.give_back(held.checkout);
+    }
+
+    fn give_back(&self, checkout: Checkout) {
         self.target.set(None);
         self.info.set(ClientState::Idle, None);
-        held.checkout.release();
+        checkout.release();
     }
-}
-
-/// Whether the server said it cannot take writes (PostgreSQL 14+ reports `in_hot_standby`).
-fn read_only(conn: &crate::pool::ServerConn) -> bool {
-    conn.hot_standby
 }
 
 /// Runs `sql` on an idle server connection, swallowing the replies; tracks ParameterStatus.

@@ -37,15 +37,15 @@ impl ClientParams {
                 .find(|(k, _)| t.eq_ignore_ascii_case(k))
                 .map(|(_, v)| v.as_str())
         };
-        Self::with_text(tracked_text(find))
+        let mut me = Self::default();
+        me.set_text(tracked_text(find));
+        me
     }
 
-    fn with_text(mut text: String) -> Self {
+    /// Keeps `text` without spare capacity: it is kept for the client's whole life.
+    fn set_text(&mut self, mut text: String) {
         text.shrink_to_fit();
-        Self {
-            text,
-            adopted: false,
-        }
+        self.text = text;
     }
 
     /// The client's value of tracked parameter `name` (its canonical spelling).
@@ -70,7 +70,7 @@ impl ClientParams {
                 lookup(&old, k)
             }
         });
-        self.text = Self::with_text(text).text;
+        self.set_text(text);
     }
 
     /// Fills in what the client did not set from a server's login values (`ServerConn::defaults`,
@@ -82,7 +82,7 @@ impl ClientParams {
         self.adopted = true;
         let old = std::mem::take(&mut self.text);
         let text = tracked_text(|k| lookup(&old, k).or_else(|| server.get(k).map(String::as_str)));
-        self.text = Self::with_text(text).text;
+        self.set_text(text);
     }
 
     /// `SET` statements that make `server` match the client, or `None` if it already does.
