@@ -14,17 +14,13 @@ use rolegate::dcs::patroni::cluster_from_keys;
 use rolegate::route::balance::pick;
 use rolegate::route::{KillReason, SessionGuard, SessionRegistry};
 use rolegate::topology::{derive, Member, Service, Topology};
-use tokio::sync::oneshot;
 
 /// A replica listener's `max_lag`, so the lag filter runs.
 const MAX_LAG: Option<u64> = Some(16 << 20);
 /// Sessions in the fence benchmark.
 const SESSIONS: usize = 10_000;
 
-type Registered = (
-    Arc<SessionRegistry>,
-    Vec<(SessionGuard, oneshot::Receiver<KillReason>)>,
-);
+type Registered = (Arc<SessionRegistry>, Vec<SessionGuard>);
 
 fn topology(n: usize) -> Topology {
     derive(&cluster_from_keys(&common::patroni_keys(n), 1))

@@ -3,10 +3,10 @@
 //! least-connections load, so they cannot drift from the sessions that exist.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::oneshot;
+use tokio::sync::Notify;
 
 /// Why a session is being ended by rolegate; becomes the client's FATAL message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,85 +15,129 @@ pub struct KillReason {
     pub message: String,
 }
 
+/// What the sessions registered on a member since its last fence wait on: fired once,
+/// then replaced, so sessions registered afterwards are not killed by it. One per member,
+/// shared by its sessions: registering allocates nothing.
 #[derive(Default)]
-struct Inner {
-    sessions: HashMap<u64, Entry>,
-    per_member: HashMap<Arc<str>, usize>,
+pub struct Fence {
+    fired: AtomicBool,
+    reason: Mutex<Option<KillReason>>,
+    notify: Notify,
 }
 
-struct Entry {
-    member: Arc<str>,
-    kill: Option<oneshot::Sender<KillReason>>,
+impl Fence {
+    fn fire(&self, reason: KillReason) {
+        *self.reason.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
+        self.fired.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    fn reason(&self) -> KillReason {
+        self.reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .unwrap_or_else(|| KillReason {
+                member: String::new(),
+                message: "rolegate is shutting down".to_owned(),
+            })
+    }
+}
+
+/// The sessions on one member.
+struct Member {
+    /// Every live session on the member (the least-connections load).
+    count: usize,
+    /// The fence of sessions registered since the last one fired, and how many they are.
+    fence: Arc<Fence>,
+    fenceable: usize,
 }
 
 /// The sessions of one listener.
 #[derive(Default)]
 pub struct SessionRegistry {
-    inner: Mutex<Inner>,
-    next_id: AtomicU64,
+    members: Mutex<HashMap<Arc<str>, Member>>,
 }
 
 /// Keeps a session registered; dropping it deregisters.
 pub struct SessionGuard {
     registry: Arc<SessionRegistry>,
-    id: u64,
+    member: Arc<str>,
+    fence: Arc<Fence>,
+}
+
+impl SessionGuard {
+    /// Resolves when a fence kills this session.
+    pub async fn fenced(&self) -> KillReason {
+        loop {
+            let notified = self.fence.notify.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Waiting before looking: a fence fired after the look wakes this waiter.
+            notified.as_mut().enable();
+            if self.is_fenced() {
+                return self.fence.reason();
+            }
+            notified.await;
+        }
+    }
+
+    /// A fence has killed this session.
+    #[must_use]
+    pub fn is_fenced(&self) -> bool {
+        self.fence.fired.load(Ordering::Acquire)
+    }
 }
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
-        let mut inner = self.registry.lock();
-        if let Some(e) = inner.sessions.remove(&self.id) {
-            decrement(&mut inner.per_member, &e.member);
-        }
-    }
-}
-
-fn decrement(counts: &mut HashMap<Arc<str>, usize>, member: &Arc<str>) {
-    if let Some(n) = counts.get_mut(member) {
-        *n -= 1;
-        if *n == 0 {
-            counts.remove(member);
+        let mut members = self.registry.lock();
+        if let Some(m) = members.get_mut(&self.member) {
+            m.count -= 1;
+            if Arc::ptr_eq(&m.fence, &self.fence) {
+                m.fenceable -= 1;
+            }
+            if m.count == 0 {
+                members.remove(&self.member);
+            }
         }
     }
 }
 
 impl SessionRegistry {
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding this lock cannot leave the maps inconsistent.
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, HashMap<Arc<str>, Member>> {
+        // A panic while holding this lock cannot leave the map inconsistent.
+        self.members.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers a session on `member`; the receiver fires if the session must die.
-    pub fn register(
-        self: &Arc<Self>,
-        member: &str,
-    ) -> (SessionGuard, oneshot::Receiver<KillReason>) {
-        let (tx, rx) = oneshot::channel();
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let member: Arc<str> = Arc::from(member);
-        let mut inner = self.lock();
-        *inner.per_member.entry(member.clone()).or_default() += 1;
-        inner.sessions.insert(
-            id,
-            Entry {
-                member,
-                kill: Some(tx),
-            },
-        );
-        drop(inner);
-        (
-            SessionGuard {
-                registry: self.clone(),
-                id,
-            },
-            rx,
-        )
+    /// Registers a session on `member`; [`SessionGuard::fenced`] resolves if it must die.
+    #[must_use]
+    pub fn register(self: &Arc<Self>, member: &str) -> SessionGuard {
+        let mut members = self.lock();
+        // The member's name is allocated once, when its first session registers.
+        let name = match members.get_key_value(member) {
+            Some((name, _)) => name.clone(),
+            None => Arc::from(member),
+        };
+        let m = members.entry(name.clone()).or_insert_with(|| Member {
+            count: 0,
+            fence: Arc::default(),
+            fenceable: 0,
+        });
+        m.count += 1;
+        m.fenceable += 1;
+        let fence = m.fence.clone();
+        drop(members);
+        SessionGuard {
+            registry: self.clone(),
+            member: name,
+            fence,
+        }
     }
 
     /// Sessions currently on `member`.
     #[must_use]
     pub fn count(&self, member: &str) -> usize {
-        self.lock().per_member.get(member).copied().unwrap_or(0)
+        self.lock().get(member).map_or(0, |m| m.count)
     }
 
     /// All sessions, by member.
@@ -101,28 +145,25 @@ impl SessionRegistry {
     pub fn counts(&self) -> Vec<(String, usize)> {
         let mut v: Vec<_> = self
             .lock()
-            .per_member
             .iter()
-            .map(|(m, n)| (m.to_string(), *n))
+            .map(|(name, m)| (name.to_string(), m.count))
             .collect();
         v.sort();
         v
     }
 
     /// Kills every session on a member for which `keep` is false; `reason` says why.
-    /// Returns how many were signalled.
+    /// Returns how many were signalled (sessions already signalled are not counted again).
     pub fn fence(&self, keep: impl Fn(&str) -> bool, reason: impl Fn(&str) -> KillReason) -> usize {
-        let mut inner = self.lock();
+        let mut members = self.lock();
         let mut killed = 0;
-        for e in inner.sessions.values_mut() {
-            if keep(&e.member) {
+        for (name, m) in members.iter_mut() {
+            if keep(name) || m.fenceable == 0 {
                 continue;
             }
-            if let Some(tx) = e.kill.take() {
-                // The session may have just ended; its guard will clean up.
-                let _ = tx.send(reason(&e.member));
-                killed += 1;
-            }
+            let fence = std::mem::take(&mut m.fence);
+            killed += std::mem::take(&mut m.fenceable);
+            fence.fire(reason(name));
         }
         killed
     }
@@ -142,15 +183,29 @@ mod tests {
     #[tokio::test]
     async fn fence_kills_only_sessions_on_members_that_left() {
         let reg = Arc::new(SessionRegistry::default());
-        let (_g1, rx1) = reg.register("pg1");
-        let (_g2, mut rx2) = reg.register("pg2");
-        let (_g3, rx3) = reg.register("pg1");
+        let g1 = reg.register("pg1");
+        let g2 = reg.register("pg2");
+        let g3 = reg.register("pg1");
         assert_eq!(reg.count("pg1"), 2);
-        assert_eq!(reg.fence(|m| m != "pg1", reason), 2);
-        assert_eq!(rx1.await.unwrap().message, "pg1 left");
-        assert_eq!(rx3.await.unwrap().member, "pg1");
-        assert!(rx2.try_recv().is_err());
-        // Already signalled sessions are not signalled twice.
+        let waiting = tokio::spawn({
+            let reg = reg.clone();
+            async move { reg.register("pg1").fenced().await }
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(reg.fence(|m| m != "pg1", reason), 3);
+        assert_eq!(g1.fenced().await.message, "pg1 left");
+        assert_eq!(g3.fenced().await.member, "pg1");
+        assert_eq!(waiting.await.unwrap().member, "pg1");
+        assert!(!g2.is_fenced());
+        // Already signalled sessions are not signalled twice; later ones are not killed
+        // by the fence that fired before they registered.
+        let later = reg.register("pg1");
+        assert!(!later.is_fenced());
+        assert_eq!(reg.count("pg1"), 3);
+        assert_eq!(reg.fence(|m| m != "pg1", reason), 1);
+        assert!(later.is_fenced());
+        drop((g1, g3, later));
+        assert_eq!(reg.count("pg1"), 0);
         assert_eq!(reg.fence(|m| m != "pg1", reason), 0);
     }
 

@@ -7,14 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::Shared;
 use crate::protocol::PgError;
 use crate::route::balance::pick;
 use crate::route::cancel::BackendAddr;
-use crate::route::{KillReason, Listener, SessionGuard};
+use crate::route::{Listener, SessionGuard};
 use crate::stats::GaugeGuard;
 use crate::topology::{Service, Topology};
 
@@ -22,8 +21,9 @@ use crate::topology::{Service, Topology};
 pub struct Backend {
     pub stream: TcpStream,
     pub addr: BackendAddr,
+    /// Keeps the session registered on the member; [`SessionGuard::fenced`] says when a
+    /// fence kills it.
     pub guard: SessionGuard,
-    pub kill: oneshot::Receiver<KillReason>,
 }
 
 /// How one attempt on a member went.
@@ -170,7 +170,7 @@ async fn try_member(
     let _ = stream.set_nodelay(true);
     // Register before the final check: a publish after this point fences us, a publish
     // before it is seen by the check. Either way no byte reaches a member that left.
-    let (guard, kill) = listener.sessions.register(&addr.member);
+    let guard = listener.sessions.register(&addr.member);
     if !listener.serves(&shared.topology.load(), &addr.member) {
         return Attempt::Left;
     }
@@ -178,7 +178,6 @@ async fn try_member(
         stream,
         addr,
         guard,
-        kill,
     })
 }
 

@@ -61,8 +61,7 @@ pub async fn run(
     let Backend {
         mut stream,
         addr,
-        guard: _guard,
-        kill,
+        guard,
     } = backend;
     tracing::Span::current().record("member", addr.member.as_str());
     tracing::info!(member = %addr.member, "routed");
@@ -88,7 +87,7 @@ pub async fn run(
         ));
         tokio::select! {
             end = copy => Ok(end),
-            reason = kill => Err(reason),
+            reason = guard.fenced() => Err(reason),
         }
     };
     match ended {
@@ -110,12 +109,12 @@ pub async fn run(
             }
             Ok(())
         }
-        Err(Ok(reason)) => {
+        Err(reason) => {
             fenced(&mut cw, &side, &reason).await;
             Ok(())
         }
         // Either side closed, or the registry is gone (shutting down).
-        Ok(End::ClientClosed | End::ServerClosed) | Err(Err(_)) => Ok(()),
+        Ok(End::ClientClosed | End::ServerClosed) => Ok(()),
     }
 }
 

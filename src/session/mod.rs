@@ -12,6 +12,7 @@ pub mod forward;
 pub mod gate;
 pub mod pooled;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -91,7 +92,9 @@ static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 /// Serves one client connection to completion. Never panics on peer input.
 ///
 /// The session's futures are plain fns returning `async move` blocks where they live as
-/// long as the client: an `async fn` keeps its arguments twice in its state.
+/// long as the client: an `async fn` keeps its arguments twice in its state. Everything
+/// before a pooled client's main phase runs in a boxed future ([`admit`]) created here,
+/// so the task keeps neither the startup's state nor the accepted socket twice.
 pub fn run(
     shared: Arc<Shared>,
     listener: Arc<Listener>,
@@ -101,82 +104,107 @@ pub fn run(
     let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("session", id, listener = %listener.name, %peer, user = tracing::field::Empty, db = tracing::field::Empty, member = tracing::field::Empty);
     listener.stats.clients_accepted.inc();
+    let admit = Box::pin(admit(shared.clone(), listener.clone(), client, id, peer));
     async move {
         let _connected = listener.stats.clients.enter();
-        let _ = client.set_nodelay(true);
-        if let Err(e) = serve(&shared, &listener, client, id, peer).await {
+        let served = match admit.await {
+            Ok(Some(Admitted {
+                stream,
+                startup,
+                guard,
+            })) => match &listener.pool {
+                Some(setup) => {
+                    pooled::run(&shared, &listener, setup, stream, startup, &guard.info).await
+                }
+                None => Ok(()),
+            },
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = served {
             tracing::debug!(error = %e, "session ended");
         }
     }
     .instrument(span)
 }
 
-#[allow(clippy::manual_async_fn)] // an async fn keeps its arguments twice in its state
-fn serve<'a>(
-    shared: &'a Shared,
-    listener: &'a Arc<Listener>,
+/// A client of a pooling listener past its startup packet, in the client registry.
+struct Admitted {
+    stream: TcpStream,
+    startup: BTreeMap<String, String>,
+    guard: ClientGuard,
+}
+
+/// Reads the startup packet and serves what needs no pool (cancel requests, the admin
+/// console, refusals, passthrough sessions); hands a pooling listener's client back.
+async fn admit(
+    shared: Arc<Shared>,
+    listener: Arc<Listener>,
     mut client: TcpStream,
     id: u64,
     peer: SocketAddr,
-) -> impl std::future::Future<Output = Result<(), ProtocolError>> + use<'a> {
-    async move {
-        // Boxed, and finished before the session's main phase, so that an idle client's task
-        // keeps none of the startup's state.
-        let (params, raw) = match Box::pin(first::first_packet(shared, &mut client)).await? {
-            First::Done => return Ok(()),
-            First::Startup { params, raw } => (params, raw),
-        };
-        let user = params.get("user").map_or("", String::as_str);
-        let db = params.get("database").map_or(user, String::as_str);
-        tracing::Span::current().record("user", user);
-        tracing::Span::current().record("db", db);
-        tracing::debug!(user, db, "startup");
-        if crate::admin::console::is_console_database(db) {
-            return Box::pin(crate::admin::console::run(shared, client, &params)).await;
-        }
-        if shared.gate.stop_state() != Stop::Running {
-            client.write_all(&shutting_down().encode()).await?;
-            return Ok(());
-        }
-        if shared.gate.is_disabled(&listener.name, db) {
-            let e = PgError::fatal(
-                "57P03",
-                format!(
-                    "rolegate: database {db} is disabled on listener {}",
-                    listener.name
-                ),
-            )
-            .with_hint(
-                "An administrator ran DISABLE on the admin console; ENABLE lets clients in again.",
-            );
-            client.write_all(&e.encode()).await?;
-            return Ok(());
-        }
-        let guard = shared.clients.join(&NewClient {
-            id,
-            listener: &listener.name,
-            user,
-            database: db,
-            peer,
-            pooled: listener.pool.is_some(),
-        });
-        if let Some(setup) = &listener.pool {
-            // rolegate logs pooled clients in itself: an idle client keeps no packet.
-            drop(raw);
-            return pooled::run(shared, listener, setup, client, params, &guard.info).await;
-        }
-        let db = db.to_owned();
-        drop(params);
-        Box::pin(passthrough(
-            shared,
-            listener,
-            client,
-            &raw,
-            &db,
-            &guard.info,
-        ))
-        .await
+) -> Result<Option<Admitted>, ProtocolError> {
+    let (shared, listener) = (&*shared, &listener);
+    let _ = client.set_nodelay(true);
+    let (params, raw) = match first::first_packet(shared, &mut client).await? {
+        First::Done => return Ok(None),
+        First::Startup { params, raw } => (params, raw),
+    };
+    let user = params.get("user").map_or("", String::as_str);
+    let db = params.get("database").map_or(user, String::as_str);
+    tracing::Span::current().record("user", user);
+    tracing::Span::current().record("db", db);
+    tracing::debug!(user, db, "startup");
+    if crate::admin::console::is_console_database(db) {
+        Box::pin(crate::admin::console::run(shared, client, &params)).await?;
+        return Ok(None);
     }
+    if shared.gate.stop_state() != Stop::Running {
+        client.write_all(&shutting_down().encode()).await?;
+        return Ok(None);
+    }
+    if shared.gate.is_disabled(&listener.name, db) {
+        let e = PgError::fatal(
+            "57P03",
+            format!(
+                "rolegate: database {db} is disabled on listener {}",
+                listener.name
+            ),
+        )
+        .with_hint(
+            "An administrator ran DISABLE on the admin console; ENABLE lets clients in again.",
+        );
+        client.write_all(&e.encode()).await?;
+        return Ok(None);
+    }
+    let guard = shared.clients.join(&NewClient {
+        id,
+        listener: &listener.name,
+        user,
+        database: db,
+        peer,
+        pooled: listener.pool.is_some(),
+    });
+    if listener.pool.is_some() {
+        // rolegate logs pooled clients in itself: an idle client keeps no packet.
+        return Ok(Some(Admitted {
+            stream: client,
+            startup: params,
+            guard,
+        }));
+    }
+    let db = db.to_owned();
+    drop(params);
+    Box::pin(passthrough(
+        shared,
+        listener,
+        client,
+        &raw,
+        &db,
+        &guard.info,
+    ))
+    .await?;
+    Ok(None)
 }
 
 /// A client of a passthrough listener: its own server session, bytes both ways.

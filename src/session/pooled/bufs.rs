@@ -25,22 +25,28 @@ pub struct Bufs {
 const SPARE_BUFS: usize = 64;
 
 thread_local! {
-    static SPARE: std::cell::RefCell<Vec<Bufs>> = const { std::cell::RefCell::new(Vec::new()) };
+    // Boxed: a transaction's state keeps a pointer, and the box moves in and out whole.
+    #[allow(clippy::vec_box)]
+    static SPARE: std::cell::RefCell<Vec<Box<Bufs>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl Bufs {
-    pub fn new() -> Self {
-        SPARE.with_borrow_mut(Vec::pop).unwrap_or_else(|| Self {
-            client_in: vec![0; BUF],
-            server_in: vec![0; BUF],
-            out: Vec::with_capacity(BUF),
-            seen: Vec::new(),
-            queue: VecDeque::new(),
+    /// Boxed, so a transaction's state holds a pointer, and the box too is reused.
+    #[allow(clippy::unnecessary_box_returns)]
+    pub fn new() -> Box<Self> {
+        SPARE.with_borrow_mut(Vec::pop).unwrap_or_else(|| {
+            Box::new(Self {
+                client_in: vec![0; BUF],
+                server_in: vec![0; BUF],
+                out: Vec::with_capacity(BUF),
+                seen: Vec::new(),
+                queue: VecDeque::new(),
+            })
         })
     }
 
     /// Keeps `bufs` for the next transaction on this thread (or frees it, past the cap).
-    pub fn recycle(bufs: Option<Self>) {
+    pub fn recycle(bufs: Option<Box<Self>>) {
         let Some(mut b) = bufs else { return };
         if b.out.capacity() > 4 * BUF {
             return; // grown by a big message: let it go

@@ -82,6 +82,13 @@ pub struct Frontend {
     pub statements: ClientStatements,
 }
 
+impl Default for Frontend {
+    /// Statement names pass through.
+    fn default() -> Self {
+        Self::new(None)
+    }
+}
+
 impl Frontend {
     #[must_use]
     pub fn new(capacity: Option<usize>) -> Self {

@@ -19,7 +19,8 @@ use crate::route::cancel::PooledTarget;
 use crate::route::Listener;
 
 /// Logs the client in and greets it. `None` = refused (the client was told why).
-/// In session mode the first server stays lent; in transaction mode it went back.
+/// In session mode the first server stays lent (boxed: the caller keeps a pointer while
+/// it relays); in transaction mode it went back.
 pub async fn login<'a>(
     shared: &'a Shared,
     listener: &'a Arc<Listener>,
@@ -27,7 +28,7 @@ pub async fn login<'a>(
     stream: &mut TcpStream,
     startup: &BTreeMap<String, String>,
     info: &'a ClientInfo,
-) -> Result<Option<(Box<Client<'a>>, Option<Held>)>, ProtocolError> {
+) -> Result<Option<(Box<Client<'a>>, Option<Box<Held>>)>, ProtocolError> {
     let Ok(slot) = setup.clients.try_acquire() else {
         let e = PgError::fatal(
             "53300",
@@ -108,7 +109,7 @@ pub async fn login<'a>(
     put_message(&mut greeting, b'Z', &[b"I"]);
     stream.write_all(&greeting).await?;
     let held = match setup.mode {
-        PoolMode::Session => Some(held),
+        PoolMode::Session => Some(Box::new(held)),
         PoolMode::Transaction => {
             client.release(held);
             None

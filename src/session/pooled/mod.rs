@@ -21,7 +21,6 @@ use std::time::Instant;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 
 use super::clients::{ClientInfo, ClientState, ServerAt, ServerLink};
 use super::connect::{with_member, Attempt};
@@ -31,7 +30,7 @@ use crate::pool::{Checkout, Login, PoolError, PoolSetup, ServerPool};
 use crate::protocol::io::{message, parse_parameter_status, read_message};
 use crate::protocol::{PgError, ProtocolError};
 use crate::route::cancel::PooledTarget;
-use crate::route::{KillReason, Listener, SessionGuard};
+use crate::route::{Listener, SessionGuard};
 use crate::stats::ListenerStats;
 use crate::topology::{Service, Topology};
 use params::ClientParams;
@@ -39,9 +38,9 @@ use params::ClientParams;
 /// A server connection lent to this client, registered so fencing can reach it.
 pub struct Held {
     pub checkout: Checkout,
-    /// Keeps the session registered on the member (for fencing) while the server is lent.
+    /// Keeps the session registered on the member (for fencing) while the server is lent;
+    /// [`SessionGuard::fenced`] says when a fence kills it.
     pub guard: SessionGuard,
-    pub kill: oneshot::Receiver<KillReason>,
     /// Counts the client as active while it holds the server.
     pub active: Active,
 }
@@ -270,20 +269,12 @@ pub struct Sticky {
 pub struct Parked {
     pool: Arc<ServerPool>,
     guard: SessionGuard,
-    kill: oneshot::Receiver<KillReason>,
 }
 
 impl Parked {
     /// The registration, if it is for `pool` and no fence has fired it meanwhile.
-    fn reuse(
-        mut self,
-        pool: &Arc<ServerPool>,
-    ) -> Option<(SessionGuard, oneshot::Receiver<KillReason>)> {
-        let live = matches!(
-            self.kill.try_recv(),
-            Err(oneshot::error::TryRecvError::Empty)
-        );
-        (live && Arc::ptr_eq(&self.pool, pool)).then_some((self.guard, self.kill))
+    fn reuse(self, pool: &Arc<ServerPool>) -> Option<SessionGuard> {
+        (!self.guard.is_fenced() && Arc::ptr_eq(&self.pool, pool)).then_some(self.guard)
     }
 }
 
@@ -315,8 +306,8 @@ async fn attempt(
     let member = &pool.addr.member;
     // Register before the final check: a publish after this fences us, one before is seen.
     // A parked registration was made before an earlier check and is still live: the same.
-    let (guard, kill) = match parked.and_then(|p| p.reuse(&pool)) {
-        Some(reg) => reg,
+    let guard = match parked.and_then(|p| p.reuse(&pool)) {
+        Some(guard) => guard,
         None => listener.sessions.register(member),
     };
     if !listener.serves(&shared.topology.load(), member) {
@@ -326,7 +317,6 @@ async fn attempt(
     Attempt::Done(Held {
         checkout,
         guard,
-        kill,
         active: Active::new(&listener.stats, since, per_transaction),
     })
 }
@@ -338,7 +328,6 @@ impl Client<'_> {
         let Held {
             checkout,
             guard,
-            kill,
             active,
         } = held;
         drop(active);
@@ -351,7 +340,6 @@ impl Client<'_> {
             self.parked = Some(Parked {
                 pool: pool.clone(),
                 guard,
-                kill,
             });
         }
         self.give_back(checkout);

@@ -42,51 +42,145 @@ enum Step {
     Retry,
 }
 
-/// The protocol state of one pooled session.
+/// What a client keeps between transactions: its half of the protocol (its prepared
+/// statements, where it is in its message stream) and the flow the last one left.
+#[derive(Default)]
+struct Kept {
+    front: Frontend,
+    flow: Flow,
+}
+
+/// The protocol state of one transaction; built when the client sends, dropped when the
+/// server goes back, so an idle client keeps only [`Kept`].
 struct Relay {
     front: Frontend,
     back: Backend,
     expected: Expected,
     flow: Flow,
-    bufs: Option<Bufs>,
+    bufs: Option<Box<Bufs>>,
     replay: Option<Replay>,
     /// When the oldest request the server has not answered with ReadyForQuery was sent.
     query_sent: Option<Instant>,
+}
+
+/// How a transaction ended.
+enum End {
+    /// The server went back (or none was needed): wait for the client's next bytes.
+    Idle,
+    /// The session is over.
+    Over,
 }
 
 /// Relays until the client leaves or the session must end.
 ///
 /// A plain fn returning an `async move` block rather than an `async fn`: an async fn keeps
 /// its arguments twice in its state (as received and as moved into the body), and this
-/// state lives as long as the client does.
+/// state lives as long as the client does. Between transactions the session waits here,
+/// keeping only [`Kept`]; each transaction runs in a boxed future of its own (one
+/// allocation per transaction, freed when the server goes back). `lent` is the server
+/// lent at login in session mode.
 pub fn run<'a, 'b>(
     c: &'a mut Client<'b>,
     mut stream: TcpStream,
-    mut held: Option<Held>,
+    mut lent: Option<Box<Held>>,
 ) -> impl std::future::Future<Output = Result<(), ProtocolError>> + use<'a, 'b> {
     let max_prepared = c.setup.settings().max_prepared_statements;
     let tracking =
         (c.setup.mode == PoolMode::Transaction && max_prepared > 0).then_some(max_prepared);
-    let mut r = Relay {
+    let mut kept = Kept {
         front: Frontend::new(tracking),
-        back: Backend::default(),
-        expected: Expected::default(),
         flow: Flow::default(),
-        bufs: None,
-        replay: None,
-        query_sent: None,
     };
     async move {
         loop {
-            let step = match held.as_mut() {
-                None => match r.idle_step(c, &mut stream).await? {
-                    (step, Some(h)) => {
-                        held = Some(h);
-                        step
+            if lent.is_none() {
+                tokio::select! {
+                    r = sock::readable(&stream) => if r.is_err() {
+                        return Ok(());
+                    },
+                    // KILL, or shutdown (which kills clients between transactions at once).
+                    () = c.info.kill_signal() => {
+                        // Boxed, like the write below: rare, and kept out of the idle state.
+                        Box::pin(fail(c, &mut stream, killed(c.info.kill_message()), true)).await;
+                        return Ok(());
                     }
-                    (step, None) => step,
-                },
-                Some(h) => r.held_step(c, h, &mut stream).await?,
+                }
+            }
+            let held = lent.take().map(|h| *h);
+            match Box::pin(transaction(c, &mut kept, &mut stream, held)).await? {
+                End::Over => return Ok(()),
+                End::Idle if c.shared.gate.stop_state() != Stop::Running => {
+                    // The transaction is done; rolegate is stopping, so the session is too.
+                    Box::pin(say(&mut stream, shutting_down())).await;
+                    return Ok(());
+                }
+                End::Idle => {}
+            }
+        }
+    }
+}
+
+/// One transaction: from the client's bytes (or the session-mode server lent at login) to
+/// the server's release, or the session's end. A plain fn returning an `async move` block
+/// (see [`run`]): this state is allocated per transaction, and one lent server fewer keeps
+/// it small enough for the allocator's per-thread cache.
+#[allow(clippy::manual_async_fn)]
+fn transaction<'s, 'a>(
+    c: &'s mut Client<'a>,
+    kept: &'s mut Kept,
+    stream: &'s mut TcpStream,
+    mut held: Option<Held>,
+) -> impl std::future::Future<Output = Result<End, ProtocolError>> + use<'s, 'a> {
+    async move {
+        let mut r = Relay {
+            front: std::mem::take(&mut kept.front),
+            back: Backend::default(),
+            expected: Expected::default(),
+            flow: kept.flow,
+            bufs: None,
+            replay: None,
+            query_sent: None,
+        };
+        let end = r.steps(c, stream, &mut held).await;
+        kept.front = r.front;
+        kept.flow = r.flow;
+        end
+    }
+}
+
+/// Ends the session with `e`: counted, and sent if the client's stream is between
+/// messages.
+async fn fail(c: &Client<'_>, stream: &mut TcpStream, e: PgError, at_boundary: bool) {
+    c.listener.stats.errors.record(e.code.as_bytes());
+    if at_boundary {
+        say(stream, e).await;
+    }
+}
+
+/// Tells the client `e`, giving up after 100 ms (the session ends either way).
+async fn say(stream: &mut TcpStream, e: PgError) {
+    let _ = tokio::time::timeout(Duration::from_millis(100), stream.write_all(&e.encode())).await;
+}
+
+impl Relay {
+    /// Steps until the server goes back or the session ends.
+    async fn steps(
+        &mut self,
+        c: &mut Client<'_>,
+        stream: &mut TcpStream,
+        held: &mut Option<Held>,
+    ) -> Result<End, ProtocolError> {
+        let mut first = true;
+        loop {
+            let step = match held.as_mut() {
+                None if first || self.replay.as_ref().is_some_and(Replay::is_due) => {
+                    first = false;
+                    let (step, h) = self.idle_step(c, stream).await?;
+                    *held = h;
+                    step
+                }
+                None => return Ok(End::Idle),
+                Some(h) => self.held_step(c, h, stream).await?,
             };
             match step {
                 Step::Go => {}
@@ -94,27 +188,19 @@ pub fn run<'a, 'b>(
                     if let Some(h) = held.take() {
                         c.release(h);
                     }
-                    if let Some(b) = r.bufs.as_mut() {
-                        r.expected.stash(&mut b.queue);
+                    if let Some(b) = self.bufs.as_mut() {
+                        self.expected.stash(&mut b.queue);
                     }
-                    Bufs::recycle(r.bufs.take());
-                    if c.shared.gate.stop_state() != Stop::Running {
-                        // The transaction is done; rolegate is stopping, so the session is too.
-                        let _ = tokio::time::timeout(
-                            Duration::from_millis(100),
-                            stream.write_all(&shutting_down().encode()),
-                        )
-                        .await;
-                        return Ok(());
-                    }
+                    Bufs::recycle(self.bufs.take());
+                    return Ok(End::Idle);
                 }
                 Step::Left { clean } => {
-                    Bufs::recycle(r.bufs.take());
+                    Bufs::recycle(self.bufs.take());
                     if let Some(h) = held.take() {
                         // Boxed: the reset query's state is needed once, at the end.
                         Box::pin(finish(c, h, clean)).await;
                     }
-                    return Ok(());
+                    return Ok(End::Over);
                 }
                 Step::Retry => {
                     // Dropped, not released: the server is going away or is not the primary.
@@ -122,15 +208,9 @@ pub fn run<'a, 'b>(
                     drop(held.take());
                 }
                 Step::Fail(e) => {
-                    c.listener.stats.errors.record(e.code.as_bytes());
-                    if r.back.at_boundary() {
-                        let _ = tokio::time::timeout(
-                            Duration::from_millis(100),
-                            stream.write_all(&e.encode()),
-                        )
-                        .await;
-                    }
-                    return Ok(());
+                    // Boxed: rare, and kept out of every transaction's state.
+                    Box::pin(fail(c, stream, e, self.back.at_boundary())).await;
+                    return Ok(End::Over);
                 }
             }
         }
@@ -138,7 +218,8 @@ pub fn run<'a, 'b>(
 }
 
 impl Relay {
-    /// No server lent: wait for the client's next bytes, then borrow a server for them.
+    /// No server lent: read the client's next bytes (the caller saw the socket readable),
+    /// then borrow a server for them; or send a refused request again.
     async fn idle_step(
         &mut self,
         c: &mut Client<'_>,
@@ -155,13 +236,6 @@ impl Relay {
             self.back = Backend::default();
             self.expected = Expected::default();
             return self.lend(c, n, stream).await;
-        }
-        tokio::select! {
-            r = sock::readable(stream) => if r.is_err() {
-                return Ok((Step::Left { clean: true }, None));
-            },
-            // KILL, or shutdown (which kills clients between transactions at once).
-            () = c.info.kill_signal() => return Ok((Step::Fail(killed(c.info.kill_message())), None)),
         }
         let bufs = self.bufs.get_or_insert_with(Bufs::new);
         self.expected.unstash(&mut bufs.queue);
@@ -278,7 +352,9 @@ impl Relay {
         let idle_timer = maybe(idle_limit.map(|d| Box::pin(tokio::time::sleep(d))));
         let stopping = maybe(self.idle().then(|| Box::pin(c.shared.gate.stopping())));
         let bufs = self.bufs.get_or_insert_with(Bufs::new);
-        let Held { checkout, kill, .. } = h;
+        let Held {
+            checkout, guard, ..
+        } = h;
         let conn = checkout.conn();
         bufs.seen.clear();
         let got = tokio::select! {
@@ -286,8 +362,8 @@ impl Relay {
             r = sock::read(&conn.stream, &mut bufs.server_in) => Got::Server(r),
             () = c.info.kill_signal() => return Ok(Step::Fail(killed(c.info.kill_message()))),
             () = stopping => return Ok(Step::Fail(shutting_down())),
-            reason = kill => {
-                let message = reason.map_or_else(|_| "rolegate is shutting down".to_owned(), |r| r.message);
+            reason = guard.fenced() => {
+                let message = reason.message;
                 tracing::warn!("{message}");
                 return Ok(Step::Fail(PgError::fatal("57P01", message)
                     .with_hint("The cluster changed roles. Reconnect: rolegate routes new connections to the member that now has the role.")));

@@ -41,6 +41,12 @@ impl Replay {
         self
     }
 
+    /// A resend is due.
+    #[must_use]
+    pub fn is_due(&self) -> bool {
+        self.due
+    }
+
     /// When a resend is due, its length (and it is no longer due).
     pub fn due(&mut self) -> Option<usize> {
         std::mem::take(&mut self.due).then_some(self.len)
