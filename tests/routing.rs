@@ -353,11 +353,23 @@ fn switchover_is_followed_after_etcd_restart() {
         FOLLOW,
     );
 
-    let new = view.sync_standbys()[0].clone();
-    let started = Instant::now();
-    cluster
-        .switchover(Some(&new.name))
-        .expect("switchover accepted");
+    // Patroni may still be choosing its synchronous standby after the outage, and accepts
+    // only the current one as a candidate (HTTP 412 otherwise): ask again with a fresh view.
+    let mut view = view;
+    let mut attempts = 0;
+    let (new, started) = loop {
+        let new = view.sync_standbys()[0].clone();
+        let started = Instant::now();
+        match cluster.switchover(Some(&new.name)) {
+            Ok(_) => break (new, started),
+            Err(e) if attempts < 5 && e.to_string().contains("sync_standby") => {
+                attempts += 1;
+                thread::sleep(Duration::from_secs(1));
+                view = cluster.wait_healthy(HEALTHY);
+            }
+            Err(e) => panic!("switchover refused: {e:#}"),
+        }
+    };
     wait_routes_to(
         "primary port on the new leader",
         primary,

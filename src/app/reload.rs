@@ -44,10 +44,10 @@ fn try_reload(shared: &Shared, path: &Path) -> Result<String, String> {
         tracing::warn!(key, "config change needs restart; not applied");
     }
     for l in shared.listeners() {
-        if !plan.listeners.contains(&l.name) {
+        if !plan.listeners.iter().any(|n| **n == *l.name) {
             continue;
         }
-        let Some(lc) = new.listeners.iter().find(|c| c.display_name() == l.name) else {
+        let Some(lc) = new.listeners.iter().find(|c| *c.display_name() == *l.name) else {
             continue;
         };
         l.tuning.store(Arc::new(Tuning::from_config(lc)));

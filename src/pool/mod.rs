@@ -89,8 +89,8 @@ impl PoolSettings {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PoolKey {
     pub member: String,
-    pub database: String,
-    pub user: String,
+    pub database: Arc<str>,
+    pub user: Arc<str>,
 }
 
 /// The pools of one listener.

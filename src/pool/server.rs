@@ -1,9 +1,9 @@
 //! One server connection of a pool: connected, logged in, and at ReadyForQuery idle.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -20,8 +20,9 @@ use crate::route::cancel::BackendAddr;
 /// How a pool logs into its servers.
 #[derive(Debug, Clone)]
 pub struct Login {
-    pub user: String,
-    pub database: String,
+    /// Shared with the client's registry entry and the pool keys: cloned, not copied.
+    pub user: Arc<str>,
+    pub database: Arc<str>,
     pub creds: ServerCredentials,
 }
 
@@ -199,7 +200,7 @@ impl ServerConn {
         let (pid, secret) = key.unwrap_or((0, Vec::new()));
         let key = CancelKey {
             pid,
-            secret: Bytes::from(secret),
+            secret: secret.into(),
         };
         let now = Instant::now();
         let hot_standby = params.get("in_hot_standby").is_some_and(|v| v == "on");

@@ -143,7 +143,7 @@ mod tests {
     fn cancel_packet_round_trips_through_the_parser() {
         let key = super::super::CancelKey {
             pid: 77,
-            secret: Bytes::from_static(&[4, 3, 2, 1]),
+            secret: crate::protocol::startup::Secret::from_slice(&[4, 3, 2, 1]),
         };
         let p = cancel_packet(&key);
         let parsed = super::super::startup::parse_first_packet(BytesMut::from(&p[..])).unwrap();

@@ -16,11 +16,15 @@ const CANCEL_REQUEST: u32 = 80_877_102;
 /// PostgreSQL's MAX_STARTUP_PACKET_LENGTH.
 const MAX_STARTUP_LEN: u32 = 10_000;
 
+/// A cancel key's secret: inline up to 8 bytes (protocol 3.0's 4, and rolegate's own), so
+/// a key costs no allocation of its own.
+pub type Secret = smallvec::SmallVec<[u8; 8]>;
+
 /// A backend's cancel key: process id and secret (4 bytes in 3.0, up to 256 in 3.2).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CancelKey {
     pub pid: i32,
-    pub secret: Bytes,
+    pub secret: Secret,
 }
 
 /// What a client opened with.
@@ -95,7 +99,7 @@ pub fn parse_first_packet(raw: BytesMut) -> Result<FirstPacket, ProtocolError> {
             let raw = raw.freeze();
             let key = CancelKey {
                 pid,
-                secret: raw.slice(12..),
+                secret: Secret::from_slice(&raw[12..]),
             };
             Ok(FirstPacket::Cancel { key, raw })
         }

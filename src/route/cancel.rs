@@ -18,7 +18,8 @@ pub struct BackendAddr {
 #[derive(Debug, Clone)]
 pub enum CancelTarget {
     /// Passthrough: the client holds the backend's own key; forward the packet as is.
-    Direct(BackendAddr),
+    /// (Boxed: the map holds one entry per client, most of them pooled.)
+    Direct(Box<BackendAddr>),
     /// Pooled: the client holds rolegate's key; cancel whatever server it uses right now.
     Pooled(Arc<PooledTarget>),
 }
@@ -87,7 +88,7 @@ impl CancelMap {
         loop {
             let key = CancelKey {
                 pid: rand::random::<i32>() & i32::MAX,
-                secret: bytes::Bytes::copy_from_slice(&rand::random::<[u8; 4]>()),
+                secret: crate::protocol::startup::Secret::from_slice(&rand::random::<[u8; 4]>()),
             };
             if key.pid != 0 && !map.contains_key(&key) {
                 map.insert(key.clone(), CancelTarget::Pooled(target.clone()));
@@ -121,25 +122,24 @@ impl CancelMap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     #[test]
     fn keys_live_as_long_as_their_guard() {
         let map = Arc::new(CancelMap::default());
         let key = CancelKey {
             pid: 7,
-            secret: Bytes::from_static(&[1, 2, 3, 4]),
+            secret: crate::protocol::startup::Secret::from_slice(&[1, 2, 3, 4]),
         };
         let addr = BackendAddr {
             member: "pg2".into(),
             host: "127.0.0.1".into(),
             port: 5433,
         };
-        let guard = map.insert(key.clone(), CancelTarget::Direct(addr.clone()));
-        assert!(matches!(map.get(&key), Some(CancelTarget::Direct(a)) if a == addr));
+        let guard = map.insert(key.clone(), CancelTarget::Direct(Box::new(addr.clone())));
+        assert!(matches!(map.get(&key), Some(CancelTarget::Direct(a)) if *a == addr));
         let wrong = CancelKey {
             pid: 7,
-            secret: Bytes::from_static(&[1, 2, 3, 5]),
+            secret: crate::protocol::startup::Secret::from_slice(&[1, 2, 3, 5]),
         };
         assert!(map.get(&wrong).is_none());
         drop(guard);
@@ -165,7 +165,7 @@ mod tests {
         };
         let server_key = CancelKey {
             pid: 9,
-            secret: Bytes::from_static(&[1, 1, 1, 1]),
+            secret: crate::protocol::startup::Secret::from_slice(&[1, 1, 1, 1]),
         };
         target.set(Some(Arc::new((addr.clone(), server_key.clone()))));
         assert_eq!(t.get(), Some((addr, server_key)));

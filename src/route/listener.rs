@@ -43,7 +43,7 @@ pub type Members<'a> = smallvec::SmallVec<[&'a Member; 8]>;
 
 /// One listening port and the role it serves.
 pub struct Listener {
-    pub name: String,
+    pub name: Arc<str>,
     pub addr: SocketAddr,
     pub service: Service,
     /// Balance, lag and timeouts; swapped whole on reload.
@@ -61,7 +61,7 @@ impl Listener {
     #[must_use]
     pub fn from_config(c: &ListenerConfig) -> Self {
         Self {
-            name: c.display_name(),
+            name: Arc::from(c.display_name()),
             addr: c.addr,
             service: match c.role {
                 ListenerRole::Primary => Service::Primary,

@@ -84,8 +84,8 @@ impl AuthSetup {
             return Ok(None);
         };
         let login = Login {
-            user: query.user.clone(),
-            database: database.to_owned(),
+            user: query.user.as_str().into(),
+            database: database.into(),
             creds: query.creds.clone(),
         };
         let settings = setup.settings();

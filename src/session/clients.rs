@@ -93,8 +93,9 @@ struct Now {
 pub struct ClientInfo {
     pub id: u64,
     pub listener: Arc<str>,
-    pub user: String,
-    pub database: String,
+    /// Shared with the session's login (pooled): one allocation each per client.
+    pub user: Arc<str>,
+    pub database: Arc<str>,
     pub peer: SocketAddr,
     pub connected: SystemTime,
     /// Whether the listener pools (else the session is passed through to one member).
@@ -115,8 +116,8 @@ pub struct ClientInfo {
 pub struct ClientRow {
     pub id: u64,
     pub listener: Arc<str>,
-    pub user: String,
-    pub database: String,
+    pub user: Arc<str>,
+    pub database: Arc<str>,
     pub peer: SocketAddr,
     pub connected: SystemTime,
     pub pooled: bool,
@@ -222,7 +223,7 @@ impl ClientInfo {
 /// Who a new client is.
 pub struct NewClient<'a> {
     pub id: u64,
-    pub listener: &'a str,
+    pub listener: &'a Arc<str>,
     pub user: &'a str,
     pub database: &'a str,
     pub peer: SocketAddr,
@@ -257,9 +258,9 @@ impl ClientRegistry {
         let now = SystemTime::now();
         let info = Arc::new(ClientInfo {
             id: c.id,
-            listener: Arc::from(c.listener),
-            user: c.user.to_owned(),
-            database: c.database.to_owned(),
+            listener: c.listener.clone(),
+            user: Arc::from(c.user),
+            database: Arc::from(c.database),
             peer: c.peer,
             connected: now,
             pooled: c.pooled,
@@ -319,7 +320,7 @@ mod tests {
     fn client(reg: &Arc<ClientRegistry>, id: u64, db: &str) -> ClientGuard {
         reg.join(&NewClient {
             id,
-            listener: "primary:5000",
+            listener: &Arc::from("primary:5000"),
             user: "app",
             database: db,
             peer: "127.0.0.1:40000".parse().unwrap(),
@@ -338,7 +339,7 @@ mod tests {
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].state, ClientState::Idle);
         assert_eq!(rows[1].state, ClientState::Waiting);
-        assert_eq!(reg.kill_where(|r| r.database == "other", "KILL other"), 1);
+        assert_eq!(reg.kill_where(|r| &*r.database == "other", "KILL other"), 1);
         assert_eq!(b.info.killed().await, "KILL other");
         assert!(a.info.kill_reason().is_none());
         drop(b);

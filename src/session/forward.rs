@@ -179,7 +179,7 @@ async fn copy(
                                 info.set(ClientState::Active, Some(link));
                             }
                             let key = CancelKey { pid, secret: secret.into() };
-                            side.cancel_guard = Some(shared.cancels.insert(key, CancelTarget::Direct(addr.clone())));
+                            side.cancel_guard = Some(shared.cancels.insert(key, CancelTarget::Direct(Box::new(addr.clone()))));
                         }
                     }
                     side.writing = true;
@@ -196,7 +196,7 @@ async fn copy(
 /// between transactions, are ignored, as PostgreSQL ignores unknown keys.
 pub async fn cancel(cancels: &CancelMap, key: &CancelKey, raw: &[u8]) {
     let (addr, packet) = match cancels.get(key) {
-        Some(CancelTarget::Direct(addr)) => (addr, Bytes::copy_from_slice(raw)),
+        Some(CancelTarget::Direct(addr)) => (*addr, Bytes::copy_from_slice(raw)),
         Some(CancelTarget::Pooled(target)) => {
             let Some((addr, server_key)) = target.get() else {
                 tracing::debug!(

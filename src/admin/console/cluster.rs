@@ -16,7 +16,13 @@ use crate::topology::Topology;
 fn databases_of(shared: &Shared, l: &Listener) -> BTreeSet<String> {
     let mut dbs = BTreeSet::from(["*".to_owned()]);
     if let Some(setup) = &l.pool {
-        dbs.extend(setup.pools.all().into_iter().map(|(k, _)| k.database));
+        dbs.extend(
+            setup
+                .pools
+                .all()
+                .into_iter()
+                .map(|(k, _)| k.database.to_string()),
+        );
     }
     dbs.extend(
         shared
@@ -24,7 +30,7 @@ fn databases_of(shared: &Shared, l: &Listener) -> BTreeSet<String> {
             .rows()
             .into_iter()
             .filter(|c| *c.listener == *l.name)
-            .map(|c| c.database),
+            .map(|c| c.database.to_string()),
     );
     dbs
 }
@@ -78,7 +84,7 @@ pub fn databases(shared: &Shared) -> Table {
         for db in databases_of(shared, l) {
             let any = db == "*";
             let here = |c: &&crate::session::clients::ClientRow| {
-                *c.listener == *l.name && (any || c.database == db)
+                *c.listener == *l.name && (any || *c.database == *db)
             };
             let n_clients = clients
                 .iter()
@@ -90,7 +96,7 @@ pub fn databases(shared: &Shared) -> Table {
                     .pools
                     .all()
                     .iter()
-                    .filter(|(k, _)| any || k.database == db)
+                    .filter(|(k, _)| any || *k.database == *db)
                     .map(|(_, p)| {
                         let (busy, idle) = p.counts();
                         busy + idle
@@ -160,7 +166,7 @@ pub fn topology(shared: &Shared) -> Table {
             .listeners()
             .iter()
             .filter(|l| l.serves(&topo, m.name()))
-            .map(|l| l.name.as_str())
+            .map(|l| &*l.name)
             .collect();
         t.push(vec![
             m.name().into(),

@@ -76,7 +76,7 @@ pub fn clients(shared: &Shared) -> Table {
     let local: Vec<(String, std::net::SocketAddr)> = shared
         .listeners()
         .iter()
-        .map(|l| (l.name.clone(), l.addr))
+        .map(|l| (l.name.to_string(), l.addr))
         .collect();
     let now = SystemTime::now();
     for c in shared.clients.rows() {

@@ -46,7 +46,7 @@ pub fn pools(shared: &Shared) -> Table {
         if let Some(setup) = &l.pool {
             for (key, pool) in setup.pools.all() {
                 let row = rows
-                    .entry((db_name(&key.database, &l.name), key.user.clone()))
+                    .entry((db_name(&key.database, &l.name), key.user.to_string()))
                     .or_default();
                 let (busy, idle) = pool.counts();
                 row.sv_active += busy;
@@ -58,12 +58,12 @@ pub fn pools(shared: &Shared) -> Table {
     let pooled: BTreeMap<&str, &'static str> = shared
         .listeners()
         .iter()
-        .map(|l| (l.name.as_str(), pool_mode(l)))
+        .map(|l| (&*l.name, pool_mode(l)))
         .collect();
     for c in shared.clients.rows() {
         let mode = pooled.get(&*c.listener).copied().unwrap_or("passthrough");
         let row = rows
-            .entry((db_name(&c.database, &c.listener), c.user.clone()))
+            .entry((db_name(&c.database, &c.listener), c.user.to_string()))
             .or_default();
         row.mode = mode;
         match c.state {

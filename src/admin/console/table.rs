@@ -34,6 +34,11 @@ impl From<&str> for Cell {
         Self::Text(s.to_owned())
     }
 }
+impl From<std::sync::Arc<str>> for Cell {
+    fn from(s: std::sync::Arc<str>) -> Self {
+        Self::Text(s.to_string())
+    }
+}
 impl From<String> for Cell {
     fn from(s: String) -> Self {
         Self::Text(s)

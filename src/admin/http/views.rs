@@ -196,7 +196,7 @@ fn listener(state: &AdminState, t: &Topology, l: &Arc<Listener>) -> ListenerView
     };
     let q = s.query_time.snapshot();
     ListenerView {
-        name: l.name.clone(),
+        name: l.name.to_string(),
         addr: l.addr.to_string(),
         role: l.service.as_str(),
         pool_mode: match l.pool.as_ref().map(|p| p.mode) {
@@ -234,10 +234,10 @@ pub fn pools(state: &AdminState) -> Vec<PoolView> {
         for (key, pool) in setup.pools.all() {
             let (active, idle) = pool.counts();
             out.push(PoolView {
-                listener: l.name.clone(),
+                listener: l.name.to_string(),
                 member: key.member,
-                database: key.database,
-                user: key.user,
+                database: key.database.to_string(),
+                user: key.user.to_string(),
                 active: active as u64,
                 idle: idle as u64,
                 waiting: pool.waiting.get(),

@@ -41,11 +41,8 @@ pub async fn login<'a>(
         .with_hint("Retry later, or raise max_client_conn.");
         return refuse(stream, &e).await;
     };
-    let user = startup.get("user").cloned().unwrap_or_default();
-    let database = startup
-        .get("database")
-        .cloned()
-        .unwrap_or_else(|| user.clone());
+    // The registry entry's names (from the same startup packet), shared, not copied.
+    let (user, database) = (info.user.clone(), info.database.clone());
     let Some(auth) = shared.auth.load_full() else {
         let e = PgError::fatal(
             "28000",

@@ -123,7 +123,7 @@ pub fn run<'a>(
         let Some((mut client, held)) = login else {
             return Ok(());
         };
-        relay::run(&mut client, stream, held).await
+        relay::run(&mut client, &mut stream, held).await
     }
 }
 

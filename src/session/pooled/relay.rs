@@ -81,7 +81,7 @@ enum End {
 /// lent at login in session mode.
 pub fn run<'a, 'b>(
     c: &'a mut Client<'b>,
-    mut stream: TcpStream,
+    stream: &'a mut TcpStream,
     mut lent: Option<Box<Held>>,
 ) -> impl std::future::Future<Output = Result<(), ProtocolError>> + use<'a, 'b> {
     let max_prepared = c.setup.settings().max_prepared_statements;
@@ -95,23 +95,23 @@ pub fn run<'a, 'b>(
         loop {
             if lent.is_none() {
                 tokio::select! {
-                    r = sock::readable(&stream) => if r.is_err() {
+                    r = sock::readable(stream) => if r.is_err() {
                         return Ok(());
                     },
                     // KILL, or shutdown (which kills clients between transactions at once).
                     () = c.info.kill_signal() => {
                         // Boxed, like the write below: rare, and kept out of the idle state.
-                        Box::pin(fail(c, &mut stream, killed(c.info.kill_message()), true)).await;
+                        Box::pin(fail(c, stream, killed(c.info.kill_message()), true)).await;
                         return Ok(());
                     }
                 }
             }
             let held = lent.take().map(|h| *h);
-            match Box::pin(transaction(c, &mut kept, &mut stream, held)).await? {
+            match Box::pin(transaction(c, &mut kept, stream, held)).await? {
                 End::Over => return Ok(()),
                 End::Idle if c.shared.gate.stop_state() != Stop::Running => {
                     // The transaction is done; rolegate is stopping, so the session is too.
-                    Box::pin(say(&mut stream, shutting_down())).await;
+                    Box::pin(say(stream, shutting_down())).await;
                     return Ok(());
                 }
                 End::Idle => {}
