@@ -176,7 +176,7 @@ async fn auth_against_postgres_15() {
     };
     let keys = ScramKeys::from_password(SCRAM_PW, &verifier.salt, verifier.iterations);
     assert_eq!(keys.stored_key(), verifier.stored_key);
-    login(SCRAM_USER, &ServerCredentials::Scram(keys))
+    login(SCRAM_USER, &ServerCredentials::Scram(Box::new(keys)))
         .await
         .unwrap();
 

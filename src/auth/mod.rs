@@ -68,7 +68,8 @@ pub enum ServerCredentials {
     Md5([u8; 16]),
     /// Recovered from the client's SCRAM proof: answers SCRAM only, and only where the
     /// server stores the same verifier.
-    Scram(ScramKeys),
+    /// (Boxed: a client's login keeps its credentials for the whole session.)
+    Scram(Box<ScramKeys>),
 }
 
 impl ServerCredentials {
@@ -118,7 +119,7 @@ where
         (AuthMethod::Trust, _) => Ok(ServerCredentials::from_secret(secret)),
         (_, Ok(Secret::Scram(verifier))) => {
             let keys = scram_server(stream, verifier).await?;
-            Ok(ServerCredentials::Scram(keys))
+            Ok(ServerCredentials::Scram(Box::new(keys)))
         }
         (AuthMethod::Md5, Ok(s)) => {
             md5::md5_server(stream, user, s).await?;

@@ -259,8 +259,8 @@ impl ClientRegistry {
         let info = Arc::new(ClientInfo {
             id: c.id,
             listener: c.listener.clone(),
-            user: Arc::from(c.user),
-            database: Arc::from(c.database),
+            user: super::intern::intern(c.user),
+            database: super::intern::intern(c.database),
             peer: c.peer,
             connected: now,
             pooled: c.pooled,

@@ -202,12 +202,13 @@ async fn recovered_client_key_logs_in_elsewhere() {
     let secret = ScramSecret::from_password("s3cret", b"0123456789abcdef".to_vec(), 64);
     let (server, _) = exchange(&secret, ServerCredentials::Password("s3cret".into())).await;
     let keys = server.unwrap();
-    let (upstream, client) = exchange(&secret, ServerCredentials::Scram(keys.clone())).await;
+    let (upstream, client) =
+        exchange(&secret, ServerCredentials::Scram(Box::new(keys.clone()))).await;
     client.unwrap();
     assert_eq!(upstream.unwrap(), keys);
     // Keys for another verifier (other salt) are refused by the server.
     let other = ScramSecret::from_password("s3cret", b"fedcba9876543210".to_vec(), 64);
-    let (upstream, _) = exchange(&other, ServerCredentials::Scram(keys)).await;
+    let (upstream, _) = exchange(&other, ServerCredentials::Scram(Box::new(keys))).await;
     assert!(matches!(upstream, Err(AuthError::Rejected(_))));
 }
 

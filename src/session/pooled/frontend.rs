@@ -4,6 +4,8 @@
 //! when it lacks them. Everything else streams through unchanged, bodies uncopied into
 //! any intermediate buffer but the output.
 
+use std::num::NonZeroUsize;
+
 use bytes::Bytes;
 
 use super::expect::{Action, Expect, Expected, Req};
@@ -75,18 +77,12 @@ pub struct Ctx<'a> {
 /// The client's half of a pooled session's stream.
 pub struct Frontend {
     header: [u8; HEADER_LEN],
-    header_len: usize,
+    /// (Small types here: the frontend lives in every idle session.)
+    header_len: u8,
     state: State,
     /// Server-side statement cache size; `None` = statement names pass through.
-    capacity: Option<usize>,
+    capacity: Option<NonZeroUsize>,
     pub statements: ClientStatements,
-}
-
-impl Default for Frontend {
-    /// Statement names pass through.
-    fn default() -> Self {
-        Self::new(None)
-    }
 }
 
 impl Frontend {
@@ -96,7 +92,7 @@ impl Frontend {
             header: [0; HEADER_LEN],
             header_len: 0,
             state: State::Header,
-            capacity,
+            capacity: capacity.and_then(NonZeroUsize::new),
             statements: ClientStatements::default(),
         }
     }
@@ -187,12 +183,13 @@ impl Frontend {
                     }
                 }
                 State::Header => {
-                    let take = (HEADER_LEN - self.header_len).min(chunk.len());
-                    self.header[self.header_len..self.header_len + take]
-                        .copy_from_slice(&chunk[..take]);
-                    self.header_len += take;
+                    let have = usize::from(self.header_len);
+                    let take = (HEADER_LEN - have).min(chunk.len());
+                    self.header[have..have + take].copy_from_slice(&chunk[..take]);
+                    // At most HEADER_LEN (5): fits.
+                    self.header_len = u8::try_from(have + take).unwrap_or(u8::MAX);
                     chunk = &chunk[take..];
-                    if self.header_len == HEADER_LEN {
+                    if usize::from(self.header_len) == HEADER_LEN {
                         self.header_len = 0;
                         if self.start(ctx, out)? {
                             return Ok(true);
@@ -342,7 +339,7 @@ impl Frontend {
     /// Sends the server-named Parse, closing the least recently used statement first if
     /// the server's cache is full.
     fn prepare(&self, stmt: &Statement, action: Action, ctx: &mut Ctx<'_>, out: &mut Vec<u8>) {
-        let capacity = self.capacity.unwrap_or(usize::MAX);
+        let capacity = self.capacity.map_or(usize::MAX, NonZeroUsize::get);
         if let Some(victim) = ctx.server.insert(&stmt.server_name, capacity) {
             put(out, b'C', &[b"S", &victim, b"\0"]);
             ctx.expected

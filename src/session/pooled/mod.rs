@@ -103,24 +103,21 @@ pub fn run<'a>(
     shared: &'a Shared,
     listener: &'a Arc<Listener>,
     setup: &'a PoolSetup,
-    mut stream: TcpStream,
+    stream: TcpStream,
     startup: BTreeMap<String, String>,
     info: &'a ClientInfo,
 ) -> impl std::future::Future<Output = Result<(), ProtocolError>> + use<'a> {
+    // Boxed, and made here rather than in the block below: the login's state and the
+    // startup packet are freed once it is done, and the block keeps the socket once, so
+    // an idle client keeps only the relay's (small) state.
+    let login = Box::pin(async move {
+        let mut stream = stream;
+        let login = login::login(shared, listener, setup, &mut stream, &startup, info).await;
+        (stream, login)
+    });
     async move {
-        // Boxed: the login's state is freed once it is done, so an idle client keeps only
-        // the relay's (small) state.
-        let login = Box::pin(login::login(
-            shared,
-            listener,
-            setup,
-            &mut stream,
-            &startup,
-            info,
-        ))
-        .await?;
-        drop(startup);
-        let Some((mut client, held)) = login else {
+        let (mut stream, login) = login.await;
+        let Some((mut client, held)) = login? else {
             return Ok(());
         };
         relay::run(&mut client, &mut stream, held).await

@@ -1,6 +1,9 @@
 //! The session parameters a pooled client expects, re-applied on whichever server it lands.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::session::intern::intern;
 
 use crate::pool::server::tracked_text;
 pub use crate::pool::server::TRACKED;
@@ -8,9 +11,10 @@ pub use crate::pool::server::TRACKED;
 /// The client's view of its tracked parameters, kept as one [`tracked_text`] string
 /// ("name\0value\0" in [`TRACKED`] order): it is compared with a server's `tracked` once
 /// per transaction, and it is all an idle client keeps of them (no map per client).
+/// The text is shared ([`intern`]): clients of one application usually have the same.
 #[derive(Debug, Default, Clone)]
 pub struct ClientParams {
-    text: String,
+    text: Arc<str>,
     /// Defaults were taken from a server's login values (once is enough: a pool's servers
     /// log in as the same user to the same database).
     adopted: bool,
@@ -38,14 +42,13 @@ impl ClientParams {
                 .map(|(_, v)| v.as_str())
         };
         let mut me = Self::default();
-        me.set_text(tracked_text(find));
+        me.set_text(&tracked_text(find));
         me
     }
 
-    /// Keeps `text` without spare capacity: it is kept for the client's whole life.
-    fn set_text(&mut self, mut text: String) {
-        text.shrink_to_fit();
-        self.text = text;
+    /// Keeps `text` (a shared copy: it is kept for the client's whole life).
+    fn set_text(&mut self, text: &str) {
+        self.text = intern(text);
     }
 
     /// The client's value of tracked parameter `name` (its canonical spelling).
@@ -70,7 +73,7 @@ impl ClientParams {
                 lookup(&old, k)
             }
         });
-        self.set_text(text);
+        self.set_text(&text);
     }
 
     /// Fills in what the client did not set from a server's login values (`ServerConn::defaults`,
@@ -82,7 +85,7 @@ impl ClientParams {
         self.adopted = true;
         let old = std::mem::take(&mut self.text);
         let text = tracked_text(|k| lookup(&old, k).or_else(|| server.get(k).map(String::as_str)));
-        self.set_text(text);
+        self.set_text(&text);
     }
 
     /// `SET` statements that make `server` match the client, or `None` if it already does.
@@ -90,7 +93,7 @@ impl ClientParams {
     /// is needed (the common case, once per transaction).
     #[must_use]
     pub fn sync_sql(&self, server: &BTreeMap<String, String>, tracked: &str) -> Option<String> {
-        if self.text == tracked {
+        if *self.text == *tracked {
             return None;
         }
         let sets: Vec<String> = pairs(&self.text)

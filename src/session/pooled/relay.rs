@@ -44,16 +44,15 @@ enum Step {
 
 /// What a client keeps between transactions: its half of the protocol (its prepared
 /// statements, where it is in its message stream) and the flow the last one left.
-#[derive(Default)]
 struct Kept {
     front: Frontend,
     flow: Flow,
 }
 
 /// The protocol state of one transaction; built when the client sends, dropped when the
-/// server goes back, so an idle client keeps only [`Kept`].
-struct Relay {
-    front: Frontend,
+/// server goes back, so an idle client keeps only [`Kept`] (whose frontend it borrows).
+struct Relay<'k> {
+    front: &'k mut Frontend,
     back: Backend,
     expected: Expected,
     flow: Flow,
@@ -133,7 +132,7 @@ fn transaction<'s, 'a>(
 ) -> impl std::future::Future<Output = Result<End, ProtocolError>> + use<'s, 'a> {
     async move {
         let mut r = Relay {
-            front: std::mem::take(&mut kept.front),
+            front: &mut kept.front,
             back: Backend::default(),
             expected: Expected::default(),
             flow: kept.flow,
@@ -142,7 +141,6 @@ fn transaction<'s, 'a>(
             query_sent: None,
         };
         let end = r.steps(c, stream, &mut held).await;
-        kept.front = r.front;
         kept.flow = r.flow;
         end
     }
@@ -162,7 +160,7 @@ async fn say(stream: &mut TcpStream, e: PgError) {
     let _ = tokio::time::timeout(Duration::from_millis(100), stream.write_all(&e.encode())).await;
 }
 
-impl Relay {
+impl Relay<'_> {
     /// Steps until the server goes back or the session ends.
     async fn steps(
         &mut self,
@@ -217,7 +215,7 @@ impl Relay {
     }
 }
 
-impl Relay {
+impl Relay<'_> {
     /// No server lent: read the client's next bytes (the caller saw the socket readable),
     /// then borrow a server for them; or send a refused request again.
     async fn idle_step(
