@@ -199,6 +199,22 @@ impl ServerPool {
         })
     }
 
+    /// An idle connection right now, without waiting or opening one (the common case,
+    /// taken without a future); `None` = use [`checkout`](Self::checkout).
+    pub fn try_checkout(self: &Arc<Self>) -> Option<Checkout> {
+        if self.draining.load(Ordering::Acquire) {
+            return None;
+        }
+        let permit = self.permits.try_acquire().ok()?;
+        let conn = self.take_idle(&self.settings.load())?;
+        Some(Checkout {
+            conn: Some(conn),
+            pool: self.clone(),
+            _permit: permit,
+            since: std::time::SystemTime::now(),
+        })
+    }
+
     /// An idle connection of this pool, else room under `max_db_connections` for a new
     /// one: a free slot, or one made by closing another pool's idle connection, or the
     /// first of either to come before `deadline`.

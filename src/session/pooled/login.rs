@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use super::checkout::prepare;
 use super::params::ClientParams;
 use super::{Client, ClientInfo, Held, Shared};
 use crate::auth::authenticate_client;
@@ -91,6 +92,11 @@ pub async fn login<'a>(
         Ok(h) => h,
         Err(e) => return refuse(stream, &e).await,
     };
+    if let Some(sql) = client.lent(&mut held) {
+        if let Err(e) = prepare(&mut held, sql).await {
+            return refuse(stream, &e).await;
+        }
+    }
     let mut greeting = Vec::with_capacity(1024);
     put_message(&mut greeting, b'R', &[&0u32.to_be_bytes()]);
     client

@@ -4,6 +4,7 @@
 
 pub mod backend;
 mod bufs;
+mod checkout;
 mod ending;
 pub mod expect;
 pub mod frontend;
@@ -14,25 +15,21 @@ pub mod replay;
 mod sock;
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Instant;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::clients::{ClientInfo, ClientState, ServerAt, ServerLink};
-use super::connect::{with_member, Attempt};
+use super::clients::{ClientInfo, ClientState};
 use super::Shared;
-use crate::config::PoolMode;
-use crate::pool::{Checkout, Login, PoolError, PoolSetup, ServerPool};
+use crate::pool::{Checkout, Login, PoolSetup};
 use crate::protocol::io::{message, parse_parameter_status, read_message};
-use crate::protocol::{PgError, ProtocolError};
+use crate::protocol::ProtocolError;
 use crate::route::cancel::PooledTarget;
 use crate::route::{Listener, SessionGuard};
 use crate::stats::ListenerStats;
-use crate::topology::{Service, Topology};
+use checkout::{Parked, Sticky};
 use params::ClientParams;
 
 /// A server connection lent to this client, registered so fencing can reach it.
@@ -125,200 +122,6 @@ pub fn run<'a>(
 }
 
 impl Client<'_> {
-    /// Lends the client a server connection on a member of the listener's role set, with
-    /// the client's parameters applied.
-    pub async fn checkout(&mut self) -> Result<Held, PgError> {
-        let (shared, listener, info) = (self.shared, self.listener, self.info);
-        let stats = &listener.stats;
-        let waited = Instant::now();
-        // A client is counted (and shown) as waiting only once it really waits: most
-        // checkouts find an idle server at once.
-        let mut waiting = None;
-        let wait = |waiting: &mut Option<_>| {
-            if waiting.is_none() {
-                info.set(ClientState::Waiting, None);
-                *waiting = Some(stats.clients_waiting.enter());
-            }
-        };
-        if shared.gate.may_be_paused() {
-            wait(&mut waiting);
-        }
-        shared
-            .gate
-            .wait_open(&listener.name, &self.login.database)
-            .await;
-        if shared.gate.stop_state() != super::Stop::Running {
-            return Err(super::shutting_down());
-        }
-        let topology = self.shared.topology.load();
-        let held = {
-            let find = async {
-                match self.sticky_checkout(topology.generation, waited).await {
-                    Some(held) => held,
-                    None => Box::pin(self.balanced_checkout(&topology, waited)).await,
-                }
-            };
-            let mut find = std::pin::pin!(find);
-            let now = std::future::poll_fn(|cx| Poll::Ready(find.as_mut().poll(cx))).await;
-            match now {
-                Poll::Ready(held) => held,
-                Poll::Pending => {
-                    wait(&mut waiting);
-                    find.await
-                }
-            }
-        };
-        drop(waiting);
-        let lent = Instant::now();
-        stats.wait_time.record(lent - waited);
-        let mut held = held.inspect_err(|e| stats.errors.record(e.code.as_bytes()))?;
-        held.active.since = lent;
-        let since = held.checkout.since;
-        let pool = held.checkout.pool().clone();
-        let conn = held.checkout.conn();
-        if self.logged_member.as_deref() != Some(conn.addr.member.as_str()) {
-            let span = tracing::Span::current();
-            if !span.is_disabled() {
-                span.record("member", conn.addr.member.as_str());
-                self.logged_member = Some(Arc::from(conn.addr.member.as_str()));
-            }
-        }
-        self.info.set(
-            ClientState::Active,
-            Some(ServerLink {
-                at: ServerAt::Pool(pool),
-                pid: conn.key.pid,
-                connected: conn.created_wall,
-                since,
-            }),
-        );
-        self.target.set(Some(conn.cancel_to.clone()));
-        // The login values, not the current ones: a client before may have changed them.
-        self.params.adopt_defaults(&conn.defaults);
-        if let Some(sql) = self.params.sync_sql(&conn.params, &conn.tracked) {
-            Box::pin(apply(conn, &sql)).await.map_err(|e| {
-                PgError::fatal(
-                    "08006",
-                    format!("rolegate: could not prepare a server connection: {e}"),
-                )
-            })?;
-        }
-        Ok(held)
-    }
-
-    /// The pool of the last checkout, while the topology it was chosen under stands and
-    /// it was the only choice: skips member selection and the pool lookup. `None` = go
-    /// the balanced way.
-    async fn sticky_checkout(
-        &mut self,
-        generation: u64,
-        since: Instant,
-    ) -> Option<Result<Held, PgError>> {
-        let pool = self
-            .sticky
-            .take()
-            .filter(|s| s.generation == generation && !s.pool.is_draining())?;
-        let parked = self.parked.take();
-        match attempt(self, pool.pool.clone(), since, parked).await {
-            Attempt::Done(held) => {
-                self.sticky = Some(pool);
-                Some(Ok(held))
-            }
-            Attempt::Fatal(e) => Some(Err(e)),
-            Attempt::Left | Attempt::Failed(_) => None,
-        }
-    }
-
-    /// Chooses a member (balanced, waiting for one if needed) and checks out from its pool.
-    async fn balanced_checkout(
-        &mut self,
-        topology: &Topology,
-        since: Instant,
-    ) -> Result<Held, PgError> {
-        self.parked = None;
-        let this = &*self;
-        let held = with_member(this.shared, this.listener, |addr| {
-            attempt(this, this.setup.pools.get(&addr, &this.login), since, None)
-        })
-        .await?;
-        let listener = self.listener;
-        let pool = held.checkout.pool();
-        if let [m] = listener.candidates(topology).as_slice() {
-            if m.name() == pool.addr.member {
-                self.sticky = Some(Sticky {
-                    generation: topology.generation,
-                    pool: pool.clone(),
-                });
-            }
-        }
-        Ok(held)
-    }
-}
-
-/// The pool a client keeps using while its listener's role set is one member and the
-/// topology has not changed.
-pub struct Sticky {
-    generation: u64,
-    pool: Arc<ServerPool>,
-}
-
-/// A session's registration on a member (for fencing), kept between transactions.
-pub struct Parked {
-    pool: Arc<ServerPool>,
-    guard: SessionGuard,
-}
-
-impl Parked {
-    /// The registration, if it is for `pool` and no fence has fired it meanwhile.
-    fn reuse(self, pool: &Arc<ServerPool>) -> Option<SessionGuard> {
-        (!self.guard.is_fenced() && Arc::ptr_eq(&self.pool, pool)).then_some(self.guard)
-    }
-}
-
-/// Checks out from `pool`, refusing a server that reports hot standby on a primary
-/// listener, and registers the session on the member for fencing (or reuses `parked`).
-async fn attempt(
-    c: &Client<'_>,
-    pool: Arc<ServerPool>,
-    since: Instant,
-    parked: Option<Parked>,
-) -> Attempt<Held> {
-    let (shared, listener) = (c.shared, c.listener);
-    let user = &pool.login.user;
-    let mut checkout = match pool.checkout().await {
-        Ok(c) => c,
-        Err(PoolError::Server(e)) if e.is_transient() => return Attempt::Failed(e.to_string()),
-        Err(PoolError::Draining) => return Attempt::Left,
-        Err(PoolError::Server(e)) => return Attempt::Fatal(e.to_client_error(user)),
-        Err(e @ PoolError::WaitTimeout(..)) => {
-            return Attempt::Fatal(PgError::fatal("53300", format!("rolegate: {e}")).with_hint(
-                "Raise pool_size or query_wait_timeout, or look for long transactions.",
-            ))
-        }
-    };
-    if listener.service == Service::Primary && checkout.conn().hot_standby {
-        // Dropped, not returned: a primary that reports hot standby is not one.
-        return Attempt::Failed("the server is in hot standby (read-only)".into());
-    }
-    let member = &pool.addr.member;
-    // Register before the final check: a publish after this fences us, one before is seen.
-    // A parked registration was made before an earlier check and is still live: the same.
-    let guard = match parked.and_then(|p| p.reuse(&pool)) {
-        Some(guard) => guard,
-        None => listener.sessions.register(member),
-    };
-    if !listener.serves(&shared.topology.load(), member) {
-        return Attempt::Left;
-    }
-    let per_transaction = c.setup.mode == PoolMode::Transaction;
-    Attempt::Done(Held {
-        checkout,
-        guard,
-        active: Active::new(&listener.stats, since, per_transaction),
-    })
-}
-
-impl Client<'_> {
     /// Gives a clean (ReadyForQuery idle) server back to its pool; keeps the fencing
     /// registration for the next transaction while the pool is sticky.
     pub fn release(&mut self, held: Held) {
@@ -329,15 +132,8 @@ impl Client<'_> {
         } = held;
         drop(active);
         let pool = checkout.pool();
-        if self
-            .sticky
-            .as_ref()
-            .is_some_and(|s| Arc::ptr_eq(&s.pool, pool))
-        {
-            self.parked = Some(Parked {
-                pool: pool.clone(),
-                guard,
-            });
+        if self.sticky.as_ref().is_some_and(|s| s.is(pool)) {
+            self.parked = Some(Parked::new(pool.clone(), guard));
         }
         self.give_back(checkout);
     }

@@ -10,6 +10,7 @@ use tokio::net::TcpStream;
 
 use super::backend::Backend;
 use super::bufs::Bufs;
+use super::checkout::prepare;
 use super::ending::{apply_effects, finish, killed, lost, query_done};
 use super::expect::Expected;
 use super::frontend::{Ctx, Flow, Frontend};
@@ -34,8 +35,9 @@ enum Step {
     Left {
         clean: bool,
     },
-    /// End the session, telling the client why if the stream allows it.
-    Fail(PgError),
+    /// End the session, telling the client why if the stream allows it (boxed: rare, and
+    /// a step is kept in every transaction's state).
+    Fail(Box<PgError>),
     /// The server refused the transaction's first request without running it (it is
     /// shutting down, or it is no longer the primary): drop it and send the request to
     /// a server of the member that now has the role.
@@ -47,6 +49,12 @@ enum Step {
 struct Kept {
     front: Frontend,
     flow: Flow,
+}
+
+impl Step {
+    fn fail(e: PgError) -> Self {
+        Self::Fail(Box::new(e))
+    }
 }
 
 /// The protocol state of one transaction; built when the client sends, dropped when the
@@ -207,7 +215,7 @@ impl Relay<'_> {
                 }
                 Step::Fail(e) => {
                     // Boxed: rare, and kept out of every transaction's state.
-                    Box::pin(fail(c, stream, e, self.back.at_boundary())).await;
+                    Box::pin(fail(c, stream, *e, self.back.at_boundary())).await;
                     return Ok(End::Over);
                 }
             }
@@ -228,7 +236,7 @@ impl Relay<'_> {
                 // Cannot happen: a retry keeps the buffers holding the request.
                 let e = PgError::fatal("XX000", "rolegate: lost a request it was to resend")
                     .with_hint("Reconnect and run the transaction again.");
-                return Ok((Step::Fail(e), None));
+                return Ok((Step::fail(e), None));
             }
             self.flow = self.replay.as_ref().map_or(self.flow, |rp| rp.flow);
             self.back = Backend::default();
@@ -276,11 +284,23 @@ impl Relay<'_> {
         n: usize,
         stream: &mut TcpStream,
     ) -> Result<(Step, Option<Held>), ProtocolError> {
-        // Boxed: choosing and waiting for a server is a large state to keep in every idle session.
-        let mut h = match Box::pin(c.checkout()).await {
-            Ok(h) => h,
-            Err(e) => return Ok((Step::Fail(e), None)),
+        // An idle server of the sticky pool at once, without a future; else the long way,
+        // boxed: choosing and waiting for a server is a large state, needed rarely.
+        let mut h = match c.checkout_now() {
+            Some(h) => {
+                c.listener.stats.wait_time.record(Duration::ZERO);
+                h
+            }
+            None => match Box::pin(c.checkout()).await {
+                Ok(h) => h,
+                Err(e) => return Ok((Step::fail(e), None)),
+            },
         };
+        if let Some(sql) = c.lent(&mut h) {
+            if let Err(e) = Box::pin(prepare(&mut h, sql)).await {
+                return Ok((Step::fail(e), None));
+            }
+        }
         let step = self.client_sent(n, &mut h, stream).await?;
         if !self.front.at_boundary() {
             self.replay = None; // the request goes on in the next chunk
@@ -307,7 +327,7 @@ impl Relay<'_> {
             .front
             .feed(&bufs.client_in[..n], &mut ctx, &mut bufs.out)?;
         if !bufs.out.is_empty() && conn.stream.write_all(&bufs.out).await.is_err() {
-            return Ok(Step::Fail(lost()));
+            return Ok(Step::fail(lost()));
         }
         if self.query_sent.is_none() && self.flow.pending > 0 {
             self.query_sent = Some(Instant::now());
@@ -358,17 +378,17 @@ impl Relay<'_> {
         let got = tokio::select! {
             r = sock::read(stream, &mut bufs.client_in) => Got::Client(r),
             r = sock::read(&conn.stream, &mut bufs.server_in) => Got::Server(r),
-            () = c.info.kill_signal() => return Ok(Step::Fail(killed(c.info.kill_message()))),
-            () = stopping => return Ok(Step::Fail(shutting_down())),
+            () = c.info.kill_signal() => return Ok(Step::fail(killed(c.info.kill_message()))),
+            () = stopping => return Ok(Step::fail(shutting_down())),
             reason = guard.fenced() => {
                 let message = reason.message;
                 tracing::warn!("{message}");
-                return Ok(Step::Fail(PgError::fatal("57P01", message)
+                return Ok(Step::fail(PgError::fatal("57P01", message)
                     .with_hint("The cluster changed roles. Reconnect: rolegate routes new connections to the member that now has the role.")));
             }
             () = idle_timer => {
                 let limit = idle_limit.unwrap_or_default();
-                return Ok(Step::Fail(PgError::fatal("25P03", format!("rolegate: terminating connection: idle in transaction for more than {limit:?} (idle_transaction_timeout)"))));
+                return Ok(Step::fail(PgError::fatal("25P03", format!("rolegate: terminating connection: idle in transaction for more than {limit:?} (idle_transaction_timeout)"))));
             }
         };
         let n = match got {
@@ -378,7 +398,7 @@ impl Relay<'_> {
                 self.replay = None;
                 return self.client_sent(n, h, stream).await;
             }
-            Got::Server(Ok(0) | Err(_)) => return Ok(Step::Fail(lost())),
+            Got::Server(Ok(0) | Err(_)) => return Ok(Step::fail(lost())),
             Got::Server(Ok(n)) => n,
         };
         if let Some(rp) = self.replay.take() {

@@ -1,0 +1,264 @@
+//! Lending a pooled client a server: at once when its sticky pool has an idle one (no
+//! future at all), else by waiting and balancing ([`Client::checkout`], boxed by callers).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Instant;
+
+use super::{apply, Active, Client, Held};
+use crate::config::PoolMode;
+use crate::pool::{Checkout, PoolError, ServerPool};
+use crate::protocol::PgError;
+use crate::route::SessionGuard;
+use crate::session::clients::{ClientState, ServerAt, ServerLink};
+use crate::session::connect::{with_member, Attempt};
+use crate::session::Stop;
+use crate::topology::{Service, Topology};
+
+/// The pool a client keeps using while its listener's role set is one member and the
+/// topology has not changed.
+pub struct Sticky {
+    generation: u64,
+    pool: Arc<ServerPool>,
+}
+
+/// A session's registration on a member (for fencing), kept between transactions.
+pub struct Parked {
+    pool: Arc<ServerPool>,
+    guard: SessionGuard,
+}
+
+impl Parked {
+    pub fn new(pool: Arc<ServerPool>, guard: SessionGuard) -> Self {
+        Self { pool, guard }
+    }
+
+    /// The registration, if it is for `pool` and no fence has fired it meanwhile.
+    fn reuse(self, pool: &Arc<ServerPool>) -> Option<SessionGuard> {
+        (!self.guard.is_fenced() && Arc::ptr_eq(&self.pool, pool)).then_some(self.guard)
+    }
+}
+
+impl Sticky {
+    pub fn is(&self, pool: &Arc<ServerPool>) -> bool {
+        Arc::ptr_eq(&self.pool, pool)
+    }
+}
+
+impl Client<'_> {
+    /// A server now, without waiting, when nothing stands in the way: not paused or
+    /// stopping, the sticky pool still current and holding an idle server that is fit
+    /// for the listener. `None` = take the long way ([`checkout`](Self::checkout)).
+    /// The server still needs [`lent`](Self::lent).
+    pub fn checkout_now(&mut self) -> Option<Held> {
+        let shared = self.shared;
+        if shared.gate.may_be_paused() || shared.gate.stop_state() != Stop::Running {
+            return None;
+        }
+        let topology = shared.topology.load();
+        let sticky = self.sticky.as_ref()?;
+        if sticky.generation != topology.generation {
+            return None;
+        }
+        let mut checkout = sticky.pool.try_checkout()?;
+        if self.listener.service == Service::Primary && checkout.conn().hot_standby {
+            return None; // dropped, not returned: the long way sorts it out
+        }
+        let pool = checkout.pool();
+        let guard = match self.parked.take().and_then(|p| p.reuse(pool)) {
+            Some(guard) => guard,
+            None => self.listener.sessions.register(&pool.addr.member),
+        };
+        if !self.listener.serves(&topology, &pool.addr.member) {
+            checkout.release(); // clean and idle; the member just left the role
+            return None;
+        }
+        let per_transaction = self.setup.mode == PoolMode::Transaction;
+        Some(Held {
+            checkout,
+            guard,
+            active: Active::new(&self.listener.stats, Instant::now(), per_transaction),
+        })
+    }
+
+    /// Waits for a server on a member of the listener's role set (PAUSE, pool limits,
+    /// member choice). The server still needs [`lent`](Self::lent).
+    pub async fn checkout(&mut self) -> Result<Held, PgError> {
+        let (shared, listener, info) = (self.shared, self.listener, self.info);
+        let stats = &listener.stats;
+        let waited = Instant::now();
+        // A client is counted (and shown) as waiting only once it really waits: most
+        // checkouts find an idle server at once.
+        let mut waiting = None;
+        let wait = |waiting: &mut Option<_>| {
+            if waiting.is_none() {
+                info.set(ClientState::Waiting, None);
+                *waiting = Some(stats.clients_waiting.enter());
+            }
+        };
+        if shared.gate.may_be_paused() {
+            wait(&mut waiting);
+        }
+        shared
+            .gate
+            .wait_open(&listener.name, &self.login.database)
+            .await;
+        if shared.gate.stop_state() != Stop::Running {
+            return Err(crate::session::shutting_down());
+        }
+        let topology = self.shared.topology.load();
+        let held = {
+            let find = async {
+                match self.sticky_checkout(topology.generation, waited).await {
+                    Some(held) => held,
+                    None => Box::pin(self.balanced_checkout(&topology, waited)).await,
+                }
+            };
+            let mut find = std::pin::pin!(find);
+            let now = std::future::poll_fn(|cx| Poll::Ready(find.as_mut().poll(cx))).await;
+            match now {
+                Poll::Ready(held) => held,
+                Poll::Pending => {
+                    wait(&mut waiting);
+                    find.await
+                }
+            }
+        };
+        drop(waiting);
+        let mut held = held.inspect_err(|e| stats.errors.record(e.code.as_bytes()))?;
+        stats.wait_time.record(waited.elapsed());
+        held.active.since = Instant::now();
+        Ok(held)
+    }
+
+    /// Makes a server just checked out the client's: shown in SHOW CLIENTS and the target
+    /// of its cancel requests. Returns the `SET`s that give the server the client's
+    /// parameters, if it needs any ([`prepare`]).
+    pub fn lent(&mut self, held: &mut Held) -> Option<String> {
+        let since = held.checkout.since;
+        let pool = held.checkout.pool().clone();
+        let conn = held.checkout.conn();
+        if self.logged_member.as_deref() != Some(conn.addr.member.as_str()) {
+            let span = tracing::Span::current();
+            if !span.is_disabled() {
+                span.record("member", conn.addr.member.as_str());
+                self.logged_member = Some(Arc::from(conn.addr.member.as_str()));
+            }
+        }
+        self.info.set(
+            ClientState::Active,
+            Some(ServerLink {
+                at: ServerAt::Pool(pool),
+                pid: conn.key.pid,
+                connected: conn.created_wall,
+                since,
+            }),
+        );
+        self.target.set(Some(conn.cancel_to.clone()));
+        // The login values, not the current ones: a client before may have changed them.
+        self.params.adopt_defaults(&conn.defaults);
+        self.params.sync_sql(&conn.params, &conn.tracked)
+    }
+
+    /// The pool of the last checkout, while the topology it was chosen under stands and
+    /// it was the only choice: skips member selection and the pool lookup. `None` = go
+    /// the balanced way.
+    async fn sticky_checkout(
+        &mut self,
+        generation: u64,
+        since: Instant,
+    ) -> Option<Result<Held, PgError>> {
+        let pool = self
+            .sticky
+            .take()
+            .filter(|s| s.generation == generation && !s.pool.is_draining())?;
+        let parked = self.parked.take();
+        match attempt(self, pool.pool.clone(), since, parked).await {
+            Attempt::Done(held) => {
+                self.sticky = Some(pool);
+                Some(Ok(held))
+            }
+            Attempt::Fatal(e) => Some(Err(e)),
+            Attempt::Left | Attempt::Failed(_) => None,
+        }
+    }
+
+    /// Chooses a member (balanced, waiting for one if needed) and checks out from its pool.
+    async fn balanced_checkout(
+        &mut self,
+        topology: &Topology,
+        since: Instant,
+    ) -> Result<Held, PgError> {
+        self.parked = None;
+        let this = &*self;
+        let held = with_member(this.shared, this.listener, |addr| {
+            attempt(this, this.setup.pools.get(&addr, &this.login), since, None)
+        })
+        .await?;
+        let listener = self.listener;
+        let pool = held.checkout.pool();
+        if let [m] = listener.candidates(topology).as_slice() {
+            if m.name() == pool.addr.member {
+                self.sticky = Some(Sticky {
+                    generation: topology.generation,
+                    pool: pool.clone(),
+                });
+            }
+        }
+        Ok(held)
+    }
+}
+
+/// Checks out from `pool`, refusing a server that reports hot standby on a primary
+/// listener, and registers the session on the member for fencing (or reuses `parked`).
+async fn attempt(
+    c: &Client<'_>,
+    pool: Arc<ServerPool>,
+    since: Instant,
+    parked: Option<Parked>,
+) -> Attempt<Held> {
+    let (shared, listener) = (c.shared, c.listener);
+    let user = &pool.login.user;
+    let mut checkout: Checkout = match pool.checkout().await {
+        Ok(c) => c,
+        Err(PoolError::Server(e)) if e.is_transient() => return Attempt::Failed(e.to_string()),
+        Err(PoolError::Draining) => return Attempt::Left,
+        Err(PoolError::Server(e)) => return Attempt::Fatal(e.to_client_error(user)),
+        Err(e @ PoolError::WaitTimeout(..)) => {
+            return Attempt::Fatal(PgError::fatal("53300", format!("rolegate: {e}")).with_hint(
+                "Raise pool_size or query_wait_timeout, or look for long transactions.",
+            ))
+        }
+    };
+    if listener.service == Service::Primary && checkout.conn().hot_standby {
+        // Dropped, not returned: a primary that reports hot standby is not one.
+        return Attempt::Failed("the server is in hot standby (read-only)".into());
+    }
+    let member = &pool.addr.member;
+    // Register before the final check: a publish after this fences us, one before is seen.
+    // A parked registration was made before an earlier check and is still live: the same.
+    let guard = match parked.and_then(|p| p.reuse(&pool)) {
+        Some(guard) => guard,
+        None => listener.sessions.register(member),
+    };
+    if !listener.serves(&shared.topology.load(), member) {
+        return Attempt::Left;
+    }
+    let per_transaction = c.setup.mode == PoolMode::Transaction;
+    Attempt::Done(Held {
+        checkout,
+        guard,
+        active: Active::new(&listener.stats, since, per_transaction),
+    })
+}
+
+/// Runs the `SET`s [`Client::lent`] asked for on the lent server.
+pub async fn prepare(held: &mut Held, sql: String) -> Result<(), PgError> {
+    apply(held.checkout.conn(), &sql).await.map_err(|e| {
+        PgError::fatal(
+            "08006",
+            format!("rolegate: could not prepare a server connection: {e}"),
+        )
+    })
+}
