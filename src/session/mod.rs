@@ -22,6 +22,7 @@ use std::time::Instant;
 use arc_swap::ArcSwapOption;
 use tokio::sync::{mpsc, oneshot};
 
+use futures_util::future::Either;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::Instrument;
@@ -106,7 +107,7 @@ pub fn run(
     let span = tracing::info_span!("session", id, listener = %listener.name, %peer, user = tracing::field::Empty, db = tracing::field::Empty, member = tracing::field::Empty);
     listener.stats.clients_accepted.inc();
     let admit = Box::pin(admit(shared.clone(), listener.clone(), client, id, peer));
-    async move {
+    let session = async move {
         let _connected = listener.stats.clients.enter();
         // Taken apart in a statement of its own: a match on the awaited value would keep
         // it (72 bytes) in the task for as long as the session lasts.
@@ -122,8 +123,14 @@ pub fn run(
         if let Err(e) = pooled::run(&shared, &listener, setup, stream, startup, &guard.info).await {
             tracing::debug!(error = %e, "session ended");
         }
+    };
+    // Entering a span on every poll costs even when it records nothing: only when the log
+    // level keeps session spans.
+    if span.is_disabled() {
+        Either::Left(session)
+    } else {
+        Either::Right(session.instrument(span))
     }
-    .instrument(span)
 }
 
 /// A client of a pooling listener past its startup packet, in the client registry.
@@ -135,74 +142,79 @@ struct Admitted {
 
 /// Reads the startup packet and serves what needs no pool (cancel requests, the admin
 /// console, refusals, passthrough sessions); hands a pooling listener's client back.
-async fn admit(
+/// (A plain fn returning an `async move` block, like [`run`]: its state is allocated per
+/// connection, and without the arguments twice it fits the allocator's thread cache.)
+#[allow(clippy::manual_async_fn)]
+fn admit(
     shared: Arc<Shared>,
     listener: Arc<Listener>,
     mut client: TcpStream,
     id: u64,
     peer: SocketAddr,
-) -> Result<Option<Admitted>, ProtocolError> {
-    let (shared, listener) = (&*shared, &listener);
-    let _ = client.set_nodelay(true);
-    let (params, raw) = match first::first_packet(shared, &mut client).await? {
-        First::Done => return Ok(None),
-        First::Startup { params, raw } => (params, raw),
-    };
-    let user = params.get("user").map_or("", String::as_str);
-    let db = params.get("database").map_or(user, String::as_str);
-    tracing::Span::current().record("user", user);
-    tracing::Span::current().record("db", db);
-    tracing::debug!(user, db, "startup");
-    if crate::admin::console::is_console_database(db) {
-        Box::pin(crate::admin::console::run(shared, client, &params)).await?;
-        return Ok(None);
+) -> impl std::future::Future<Output = Result<Option<Admitted>, ProtocolError>> {
+    async move {
+        let (shared, listener) = (&*shared, &listener);
+        let _ = client.set_nodelay(true);
+        let (params, raw) = match first::first_packet(shared, &mut client).await? {
+            First::Done => return Ok(None),
+            First::Startup { params, raw } => (params, raw),
+        };
+        let user = params.get("user").map_or("", String::as_str);
+        let db = params.get("database").map_or(user, String::as_str);
+        tracing::Span::current().record("user", user);
+        tracing::Span::current().record("db", db);
+        tracing::debug!(user, db, "startup");
+        if crate::admin::console::is_console_database(db) {
+            Box::pin(crate::admin::console::run(shared, client, &params)).await?;
+            return Ok(None);
+        }
+        if shared.gate.stop_state() != Stop::Running {
+            client.write_all(&shutting_down().encode()).await?;
+            return Ok(None);
+        }
+        if shared.gate.is_disabled(&listener.name, db) {
+            let e = PgError::fatal(
+                "57P03",
+                format!(
+                    "rolegate: database {db} is disabled on listener {}",
+                    listener.name
+                ),
+            )
+            .with_hint(
+                "An administrator ran DISABLE on the admin console; ENABLE lets clients in again.",
+            );
+            client.write_all(&e.encode()).await?;
+            return Ok(None);
+        }
+        let guard = shared.clients.join(&NewClient {
+            id,
+            listener: &listener.name,
+            user,
+            database: db,
+            peer,
+            pooled: listener.pool.is_some(),
+        });
+        if listener.pool.is_some() {
+            // rolegate logs pooled clients in itself: an idle client keeps no packet.
+            return Ok(Some(Admitted {
+                stream: client,
+                startup: params,
+                guard,
+            }));
+        }
+        let db = db.to_owned();
+        drop(params);
+        Box::pin(passthrough(
+            shared,
+            listener,
+            client,
+            &raw,
+            &db,
+            &guard.info,
+        ))
+        .await?;
+        Ok(None)
     }
-    if shared.gate.stop_state() != Stop::Running {
-        client.write_all(&shutting_down().encode()).await?;
-        return Ok(None);
-    }
-    if shared.gate.is_disabled(&listener.name, db) {
-        let e = PgError::fatal(
-            "57P03",
-            format!(
-                "rolegate: database {db} is disabled on listener {}",
-                listener.name
-            ),
-        )
-        .with_hint(
-            "An administrator ran DISABLE on the admin console; ENABLE lets clients in again.",
-        );
-        client.write_all(&e.encode()).await?;
-        return Ok(None);
-    }
-    let guard = shared.clients.join(&NewClient {
-        id,
-        listener: &listener.name,
-        user,
-        database: db,
-        peer,
-        pooled: listener.pool.is_some(),
-    });
-    if listener.pool.is_some() {
-        // rolegate logs pooled clients in itself: an idle client keeps no packet.
-        return Ok(Some(Admitted {
-            stream: client,
-            startup: params,
-            guard,
-        }));
-    }
-    let db = db.to_owned();
-    drop(params);
-    Box::pin(passthrough(
-        shared,
-        listener,
-        client,
-        &raw,
-        &db,
-        &guard.info,
-    ))
-    .await?;
-    Ok(None)
 }
 
 /// A client of a passthrough listener: its own server session, bytes both ways.
