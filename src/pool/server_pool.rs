@@ -189,7 +189,8 @@ impl ServerPool {
         drop(waiting);
         let conn = match next {
             Next::Idle(conn) => conn,
-            Next::Room(slot) => self.open(&s, slot).await?,
+            // Boxed: opening a connection is a large state, needed rarely.
+            Next::Room(slot) => Box::pin(self.open(&s, slot)).await?,
         };
         Ok(Checkout {
             conn: Some(conn),

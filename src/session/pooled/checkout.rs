@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Instant;
 
 use super::{apply, Active, Client, Held};
@@ -99,11 +98,10 @@ impl Client<'_> {
         };
         if shared.gate.may_be_paused() {
             wait(&mut waiting);
+            // Boxed: needed only under PAUSE, and its state would otherwise be part of
+            // every checkout's.
+            Box::pin(shared.gate.wait_open(&listener.name, &self.login.database)).await;
         }
-        shared
-            .gate
-            .wait_open(&listener.name, &self.login.database)
-            .await;
         if shared.gate.stop_state() != Stop::Running {
             return Err(crate::session::shutting_down());
         }
@@ -116,14 +114,16 @@ impl Client<'_> {
                 }
             };
             let mut find = std::pin::pin!(find);
-            let now = std::future::poll_fn(|cx| Poll::Ready(find.as_mut().poll(cx))).await;
-            match now {
-                Poll::Ready(held) => held,
-                Poll::Pending => {
+            // Counted as waiting from its first Pending on (the result is not kept aside:
+            // that would be part of every checkout's state).
+            std::future::poll_fn(|cx| {
+                let p = find.as_mut().poll(cx);
+                if p.is_pending() {
                     wait(&mut waiting);
-                    find.await
                 }
-            }
+                p
+            })
+            .await
         };
         drop(waiting);
         let mut held = held.inspect_err(|e| stats.errors.record(e.code.as_bytes()))?;
