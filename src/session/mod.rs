@@ -95,7 +95,7 @@ static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 ///
 /// The session's futures are plain fns returning `async move` blocks where they live as
 /// long as the client: an `async fn` keeps its arguments twice in its state. Everything
-/// before a pooled client's main phase runs in a boxed future ([`admit`]) created here,
+/// before a pooled client's main phase runs in a boxed future (`admit`) created here,
 /// so the task keeps neither the startup's state nor the accepted socket twice.
 pub fn run(
     shared: Arc<Shared>,

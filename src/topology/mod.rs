@@ -1,6 +1,6 @@
 //! Plain data about the cluster: who is primary, sync, async, and how far behind.
 //!
-//! Owns the parsed DCS records ([`state`]), the pure derivation ([`derive`]) of an
+//! Owns the parsed DCS records ([`state`]), the pure derivation ([`mod@derive`]) of an
 //! immutable [`Topology`], and the [`TopologyStore`] that publishes it with one swap.
 //! Must not do I/O: the DCS watcher feeds it, routing reads it.
 

@@ -1,6 +1,6 @@
 //! The stats page at `/`: one server-rendered HTML page (CSS embedded in the binary, no
 //! script, no external resource) that refreshes itself every 2 seconds. Everything it
-//! shows comes from [`views`](super::views), the same data as the JSON endpoints.
+//! shows comes from [`super::views`], the same data as the JSON endpoints.
 
 use std::fmt::Write;
 

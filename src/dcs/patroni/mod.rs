@@ -2,7 +2,7 @@
 //! that cannot be parsed is ignored with a log line.
 //!
 //! Owns only the key layout and value formats (reference section 1); what the
-//! values mean for routing is decided in [`crate::topology::derive`].
+//! values mean for routing is decided in [`mod@crate::topology::derive`].
 
 mod config;
 mod conn_url;

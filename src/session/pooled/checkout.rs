@@ -134,7 +134,7 @@ impl Client<'_> {
 
     /// Makes a server just checked out the client's: shown in SHOW CLIENTS and the target
     /// of its cancel requests. Returns the `SET`s that give the server the client's
-    /// parameters, if it needs any ([`prepare`]).
+    /// parameters, if it needs any (`prepare`).
     pub fn lent(&mut self, held: &mut Held) -> Option<String> {
         let since = held.checkout.since;
         let pool = held.checkout.pool().clone();

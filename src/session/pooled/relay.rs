@@ -83,7 +83,7 @@ enum End {
 /// A plain fn returning an `async move` block rather than an `async fn`: an async fn keeps
 /// its arguments twice in its state (as received and as moved into the body), and this
 /// state lives as long as the client does. Between transactions the session waits here,
-/// keeping only [`Kept`]; each transaction runs in a boxed future of its own (one
+/// keeping only `Kept`; each transaction runs in a boxed future of its own (one
 /// allocation per transaction, freed when the server goes back). `lent` is the server
 /// lent at login in session mode.
 pub fn run<'a, 'b>(
@@ -129,8 +129,8 @@ pub fn run<'a, 'b>(
 
 /// One transaction: from the client's bytes (or the session-mode server lent at login) to
 /// the server's release, or the session's end. A plain fn returning an `async move` block
-/// (see [`run`]): this state is allocated per transaction, and one lent server fewer keeps
-/// it small enough for the allocator's per-thread cache.
+/// (see [`run`]): this state is allocated per transaction, and without its arguments
+/// twice it stays within the allocator's per-thread cache (936 bytes when written).
 #[allow(clippy::manual_async_fn)]
 fn transaction<'s, 'a>(
     c: &'s mut Client<'a>,
