@@ -29,6 +29,7 @@ pub struct Parked {
 }
 
 impl Parked {
+    /// Keeps `guard`, the registration made for a checkout from `pool`.
     pub fn new(pool: Arc<ServerPool>, guard: SessionGuard) -> Self {
         Self { pool, guard }
     }
@@ -40,6 +41,7 @@ impl Parked {
 }
 
 impl Sticky {
+    /// Whether `pool` is the sticky one.
     pub fn is(&self, pool: &Arc<ServerPool>) -> bool {
         Arc::ptr_eq(&self.pool, pool)
     }
