@@ -128,8 +128,9 @@ impl Client<'_> {
             .await
         };
         drop(waiting);
-        let mut held = held.inspect_err(|e| stats.errors.record(e.code.as_bytes()))?;
+        // Waits that ended in an error (a timeout) count too.
         stats.wait_time.record(waited.elapsed());
+        let mut held = held.inspect_err(|e| stats.errors.record(e.code.as_bytes()))?;
         held.active.since = Instant::now();
         Ok(held)
     }
