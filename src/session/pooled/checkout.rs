@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{apply, Active, Client, Held};
 use crate::config::PoolMode;
@@ -48,44 +48,49 @@ impl Sticky {
 }
 
 impl Client<'_> {
+    /// A server for the client, made the client's ([`lent`](Self::lent), and its `SET`s
+    /// run): at once from the sticky pool when it can ([`checkout_now`](Self::checkout_now)),
+    /// else the long way, boxed (a large state, needed rarely). Used at login and for
+    /// every transaction.
+    pub async fn server(&mut self) -> Result<Held, PgError> {
+        let mut held = match self.checkout_now() {
+            Some(held) => {
+                self.listener.stats.wait_time.record(Duration::ZERO);
+                held
+            }
+            None => Box::pin(self.checkout()).await?,
+        };
+        if let Some(sql) = self.lent(&mut held) {
+            Box::pin(prepare(&mut held, sql)).await?;
+        }
+        Ok(held)
+    }
+
     /// A server now, without waiting, when nothing stands in the way: not paused or
     /// stopping, the sticky pool still current and holding an idle server that is fit
     /// for the listener. `None` = take the long way ([`checkout`](Self::checkout)).
     /// The server still needs [`lent`](Self::lent).
-    pub fn checkout_now(&mut self) -> Option<Held> {
+    fn checkout_now(&mut self) -> Option<Held> {
         let shared = self.shared;
         if shared.gate.may_be_paused() || shared.gate.stop_state() != Stop::Running {
             return None;
         }
-        let topology = shared.topology.load();
         let sticky = self.sticky.as_ref()?;
-        if sticky.generation != topology.generation {
+        if sticky.generation != shared.topology.load().generation {
             return None;
         }
-        let mut checkout = sticky.pool.try_checkout()?;
-        if self.listener.service == Service::Primary && checkout.conn().hot_standby {
-            return None; // dropped, not returned: the long way sorts it out
+        let checkout = sticky.pool.try_checkout()?;
+        let parked = self.parked.take();
+        match claim(self, checkout, Instant::now(), parked) {
+            Attempt::Done(held) => Some(held),
+            // Whatever stood in the way, the long way sorts it out.
+            Attempt::Left | Attempt::Failed(_) | Attempt::Fatal(_) => None,
         }
-        let pool = checkout.pool();
-        let guard = match self.parked.take().and_then(|p| p.reuse(pool)) {
-            Some(guard) => guard,
-            None => self.listener.sessions.register(&pool.addr.member),
-        };
-        if !self.listener.serves(&topology, &pool.addr.member) {
-            checkout.release(); // clean and idle; the member just left the role
-            return None;
-        }
-        let per_transaction = self.setup.mode == PoolMode::Transaction;
-        Some(Held {
-            checkout,
-            guard,
-            active: Active::new(&self.listener.stats, Instant::now(), per_transaction),
-        })
     }
 
     /// Waits for a server on a member of the listener's role set (PAUSE, pool limits,
     /// member choice). The server still needs [`lent`](Self::lent).
-    pub async fn checkout(&mut self) -> Result<Held, PgError> {
+    async fn checkout(&mut self) -> Result<Held, PgError> {
         let (shared, listener, info) = (self.shared, self.listener, self.info);
         let stats = &listener.stats;
         let waited = Instant::now();
@@ -138,7 +143,7 @@ impl Client<'_> {
     /// Makes a server just checked out the client's: shown in SHOW CLIENTS and the target
     /// of its cancel requests. Returns the `SET`s that give the server the client's
     /// parameters, if it needs any (`prepare`).
-    pub fn lent(&mut self, held: &mut Held) -> Option<String> {
+    fn lent(&mut self, held: &mut Held) -> Option<String> {
         let since = held.checkout.since;
         let pool = held.checkout.pool().clone();
         let conn = held.checkout.conn();
@@ -221,9 +226,8 @@ async fn attempt(
     since: Instant,
     parked: Option<Parked>,
 ) -> Attempt<Held> {
-    let (shared, listener) = (c.shared, c.listener);
     let user = &pool.login.user;
-    let mut checkout: Checkout = match pool.checkout().await {
+    let checkout = match pool.checkout().await {
         Ok(c) => c,
         Err(PoolError::Server(e)) if e.is_transient() => return Attempt::Failed(e.to_string()),
         Err(PoolError::Draining) => return Attempt::Left,
@@ -234,19 +238,34 @@ async fn attempt(
             ))
         }
     };
+    claim(c, checkout, since, parked)
+}
+
+/// Makes a checked-out server the client's, on both paths: refuses a server that reports
+/// hot standby on a primary listener, registers the session on the member for fencing
+/// (or reuses `parked`), then checks the member still serves the listener.
+fn claim(
+    c: &Client<'_>,
+    mut checkout: Checkout,
+    since: Instant,
+    parked: Option<Parked>,
+) -> Attempt<Held> {
+    let listener = c.listener;
     if listener.service == Service::Primary && checkout.conn().hot_standby {
         // Dropped, not returned: a primary that reports hot standby is not one.
         return Attempt::Failed("the server is in hot standby (read-only)".into());
     }
+    let pool = checkout.pool();
     let member = &pool.addr.member;
-    // Register before the final check: a publish after this fences us, one before is seen.
-    // A parked registration was made before an earlier check and is still live: the same.
-    let guard = match parked.and_then(|p| p.reuse(&pool)) {
+    // Register before the final check, which loads the topology afresh: a publish after
+    // the registration fences us, one before it is seen by the check. A parked
+    // registration was made before an earlier check and is still live: the same.
+    let guard = match parked.and_then(|p| p.reuse(pool)) {
         Some(guard) => guard,
         None => listener.sessions.register(member),
     };
-    if !listener.serves(&shared.topology.load(), member) {
-        return Attempt::Left;
+    if !listener.serves(&c.shared.topology.load(), member) {
+        return Attempt::Left; // dropped: the member left the role, its pool is drained
     }
     let per_transaction = c.setup.mode == PoolMode::Transaction;
     Attempt::Done(Held {
@@ -257,7 +276,7 @@ async fn attempt(
 }
 
 /// Runs the `SET`s [`Client::lent`] asked for on the lent server.
-pub async fn prepare(held: &mut Held, sql: String) -> Result<(), PgError> {
+async fn prepare(held: &mut Held, sql: String) -> Result<(), PgError> {
     apply(held.checkout.conn(), &sql).await.map_err(|e| {
         PgError::fatal(
             "08006",

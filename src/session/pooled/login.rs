@@ -8,7 +8,6 @@ use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::checkout::prepare;
 use super::params::ClientParams;
 use super::{Client, ClientInfo, Held, Shared};
 use crate::auth::authenticate_client;
@@ -88,15 +87,10 @@ pub async fn login<'a>(
         _slot: slot,
         _cancel: cancel,
     });
-    let mut held = match client.checkout().await {
+    let mut held = match client.server().await {
         Ok(h) => h,
         Err(e) => return refuse(stream, &e).await,
     };
-    if let Some(sql) = client.lent(&mut held) {
-        if let Err(e) = prepare(&mut held, sql).await {
-            return refuse(stream, &e).await;
-        }
-    }
     // (512: a usual greeting is ~420 bytes, and 512 stays in the allocator's thread cache.)
     let mut greeting = Vec::with_capacity(512);
     put_message(&mut greeting, b'R', &[&0u32.to_be_bytes()]);

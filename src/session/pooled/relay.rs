@@ -10,7 +10,6 @@ use tokio::net::TcpStream;
 
 use super::backend::Backend;
 use super::bufs::Bufs;
-use super::checkout::prepare;
 use super::ending::{apply_effects, finish, killed, lost, query_done};
 use super::expect::Expected;
 use super::frontend::{Ctx, Flow, Frontend};
@@ -284,23 +283,10 @@ impl Relay<'_> {
         n: usize,
         stream: &mut TcpStream,
     ) -> Result<(Step, Option<Held>), ProtocolError> {
-        // An idle server of the sticky pool at once, without a future; else the long way,
-        // boxed: choosing and waiting for a server is a large state, needed rarely.
-        let mut h = match c.checkout_now() {
-            Some(h) => {
-                c.listener.stats.wait_time.record(Duration::ZERO);
-                h
-            }
-            None => match Box::pin(c.checkout()).await {
-                Ok(h) => h,
-                Err(e) => return Ok((Step::fail(e), None)),
-            },
+        let mut h = match c.server().await {
+            Ok(h) => h,
+            Err(e) => return Ok((Step::fail(e), None)),
         };
-        if let Some(sql) = c.lent(&mut h) {
-            if let Err(e) = Box::pin(prepare(&mut h, sql)).await {
-                return Ok((Step::fail(e), None));
-            }
-        }
         let step = self.client_sent(n, &mut h, stream).await?;
         if !self.front.at_boundary() {
             self.replay = None; // the request goes on in the next chunk
