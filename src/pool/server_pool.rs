@@ -192,12 +192,7 @@ impl ServerPool {
             // Boxed: opening a connection is a large state, needed rarely.
             Next::Room(slot) => Box::pin(self.open(&s, slot)).await?,
         };
-        Ok(Checkout {
-            conn: Some(conn),
-            pool: self.clone(),
-            _permit: permit,
-            since: std::time::SystemTime::now(),
-        })
+        Ok(self.lend(conn, permit))
     }
 
     /// An idle connection right now, without waiting or opening one (the common case,
@@ -208,12 +203,17 @@ impl ServerPool {
         }
         let permit = self.permits.try_acquire().ok()?;
         let conn = self.take_idle(&self.settings.load())?;
-        Some(Checkout {
+        Some(self.lend(conn, permit))
+    }
+
+    /// `conn`, lent under `permit` (both paths of a checkout end here).
+    fn lend(self: &Arc<Self>, conn: Box<ServerConn>, permit: Permit) -> Checkout {
+        Checkout {
             conn: Some(conn),
             pool: self.clone(),
             _permit: permit,
             since: std::time::SystemTime::now(),
-        })
+        }
     }
 
     /// An idle connection of this pool, else room under `max_db_connections` for a new

@@ -93,7 +93,7 @@ struct Now {
 pub struct ClientInfo {
     pub id: u64,
     pub listener: Arc<str>,
-    /// Shared with the session's login (pooled): one allocation each per client.
+    /// Interned: one copy per distinct name, shared with the pooled session's login.
     pub user: Arc<str>,
     pub database: Arc<str>,
     pub peer: SocketAddr,
