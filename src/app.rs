@@ -105,7 +105,10 @@ pub fn load_auth(config: &Config) -> anyhow::Result<Option<AuthSetup>> {
 pub fn serve(shared: &Arc<Shared>, bound: Vec<(TcpListener, Arc<Listener>)>) {
     let listeners: Vec<_> = bound.iter().map(|(_, l)| l.clone()).collect();
     let _ = shared.listeners.set(listeners.clone());
-    tokio::spawn(fence::run(shared.topology.clone(), listeners));
+    let clients = shared.clients.clone();
+    tokio::spawn(fence::run(shared.topology.clone(), listeners, move || {
+        clients.wake_all();
+    }));
     for (tcp, l) in bound {
         if let Some(p) = &l.pool {
             tokio::spawn(p.pools.clone().maintain(std::time::Duration::from_secs(1)));

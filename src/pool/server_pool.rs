@@ -18,6 +18,7 @@ use super::server::{Login, ServerConn, ServerError};
 use crate::route::cancel::BackendAddr;
 
 mod live;
+mod upkeep;
 
 /// Limits and timeouts of a pool (a listener's pool settings).
 #[derive(Debug, Clone)]
@@ -84,6 +85,9 @@ pub struct ServerPool {
     #[allow(clippy::vec_box)]
     idle: Mutex<Vec<Box<ServerConn>>>,
     draining: AtomicBool,
+    /// `server_lifetime` in nanoseconds, kept here by [`resize`](Self::resize): checked on
+    /// every checkout and release, where loading the settings would cost more.
+    lifetime_ns: AtomicU64,
     /// Bumped by RECONNECT: connections of an older generation are closed when released.
     generation: AtomicU64,
     /// Connections opened and closed since the pool was made, for stats.
@@ -108,7 +112,7 @@ pub struct Checkout {
     pool: Arc<ServerPool>,
     _permit: Permit,
     /// When it was checked out, for SHOW SERVERS.
-    pub since: std::time::SystemTime,
+    pub since: Instant,
 }
 
 impl Checkout {
@@ -127,9 +131,14 @@ impl Checkout {
     }
 
     /// Returns a clean (ReadyForQuery idle) connection to the pool.
-    pub fn release(mut self) {
+    pub fn release(self) {
+        self.release_at(Instant::now());
+    }
+
+    /// [`release`](Self::release) at `now`, a clock reading the caller has at hand.
+    pub fn release_at(mut self, now: Instant) {
         if let Some(conn) = self.conn.take() {
-            self.pool.put_back(conn);
+            self.pool.put_back(conn, now);
         }
     }
 }
@@ -152,6 +161,7 @@ impl ServerPool {
     ) -> Arc<Self> {
         let s = settings.load();
         let (size, reserve) = (s.size, s.reserve_size);
+        let lifetime_ns = AtomicU64::new(nanos(s.lifetime));
         drop(s);
         let pool = Arc::new(Self {
             addr,
@@ -162,6 +172,7 @@ impl ServerPool {
             settings,
             idle: Mutex::new(Vec::new()),
             draining: AtomicBool::new(false),
+            lifetime_ns,
             generation: AtomicU64::new(0),
             opened: AtomicU64::new(0),
             closed: AtomicU64::new(0),
@@ -182,7 +193,8 @@ impl ServerPool {
     /// up to `wait_timeout` when `pool_size` (or `max_db_connections`) are in use.
     pub async fn checkout(self: &Arc<Self>) -> Result<Checkout, PoolError> {
         let s = self.settings.load_full();
-        let deadline = tokio::time::Instant::now() + s.wait_timeout;
+        let now = Instant::now();
+        let deadline = tokio::time::Instant::from_std(now) + s.wait_timeout;
         let waiting = self.waiting.enter();
         let permit = self.acquire(&s).await?;
         let next = self.idle_or_room(&s, deadline).await?;
@@ -192,27 +204,28 @@ impl ServerPool {
             // Boxed: opening a connection is a large state, needed rarely.
             Next::Room(slot) => Box::pin(self.open(&s, slot)).await?,
         };
-        Ok(self.lend(conn, permit))
+        Ok(self.lend(conn, permit, Instant::now()))
     }
 
     /// An idle connection right now, without waiting or opening one (the common case,
-    /// taken without a future); `None` = use [`checkout`](Self::checkout).
-    pub fn try_checkout(self: &Arc<Self>) -> Option<Checkout> {
+    /// taken without a future); `None` = use [`checkout`](Self::checkout). `now` is the
+    /// caller's clock reading (one serves the whole checkout).
+    pub fn try_checkout(self: &Arc<Self>, now: Instant) -> Option<Checkout> {
         if self.draining.load(Ordering::Acquire) {
             return None;
         }
         let permit = self.permits.try_acquire().ok()?;
-        let conn = self.take_idle(&self.settings.load())?;
-        Some(self.lend(conn, permit))
+        let conn = self.take_idle_at(now)?;
+        Some(self.lend(conn, permit, now))
     }
 
-    /// `conn`, lent under `permit` (both paths of a checkout end here).
-    fn lend(self: &Arc<Self>, conn: Box<ServerConn>, permit: Permit) -> Checkout {
+    /// `conn`, lent under `permit` at `now` (both paths of a checkout end here).
+    fn lend(self: &Arc<Self>, conn: Box<ServerConn>, permit: Permit, now: Instant) -> Checkout {
         Checkout {
             conn: Some(conn),
             pool: self.clone(),
             _permit: permit,
-            since: std::time::SystemTime::now(),
+            since: now,
         }
     }
 
@@ -225,13 +238,13 @@ impl ServerPool {
         deadline: tokio::time::Instant,
     ) -> Result<Next, PoolError> {
         let Some(db) = &self.db else {
-            return Ok(self.take_idle(s).map_or(Next::Room(None), Next::Idle));
+            return Ok(self.take_idle().map_or(Next::Room(None), Next::Idle));
         };
         loop {
             let idled = db.idled();
             tokio::pin!(idled);
             idled.as_mut().enable();
-            if let Some(conn) = self.take_idle(s) {
+            if let Some(conn) = self.take_idle() {
                 return Ok(Next::Idle(conn));
             }
             if let Some(slot) = db.try_slot() {
@@ -294,10 +307,14 @@ impl ServerPool {
     }
 
     /// The most recently used idle connection that is still fit to use.
-    fn take_idle(&self, s: &PoolSettings) -> Option<Box<ServerConn>> {
+    fn take_idle(&self) -> Option<Box<ServerConn>> {
+        self.take_idle_at(Instant::now())
+    }
+
+    fn take_idle_at(&self, now: Instant) -> Option<Box<ServerConn>> {
         let mut idle = self.idle();
         while let Some(conn) = idle.pop() {
-            if conn.is_closed() || conn.created.elapsed() >= s.lifetime {
+            if conn.is_closed() || self.expired(&conn, now) {
                 self.close(&conn);
                 continue;
             }
@@ -306,16 +323,21 @@ impl ServerPool {
         None
     }
 
-    fn put_back(&self, mut conn: Box<ServerConn>) {
-        let lifetime = self.settings.load().lifetime;
+    /// Whether `conn` is past `server_lifetime` at `now`.
+    fn expired(&self, conn: &ServerConn, now: Instant) -> bool {
+        nanos(now.saturating_duration_since(conn.created))
+            >= self.lifetime_ns.load(Ordering::Relaxed)
+    }
+
+    fn put_back(&self, mut conn: Box<ServerConn>, now: Instant) {
         if self.draining.load(Ordering::Acquire)
-            || conn.created.elapsed() >= lifetime
+            || self.expired(&conn, now)
             || conn.generation != self.generation.load(Ordering::Acquire)
         {
             self.close(&conn);
             return;
         }
-        conn.idle_since = Instant::now();
+        conn.idle_since = now;
         self.idle().push(conn);
         if let Some(db) = &self.db {
             db.went_idle();
@@ -340,49 +362,6 @@ impl ServerPool {
         self.closed.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Closes idle connections past `idle_timeout` or `lifetime` (but keeps `min_size`),
-    /// and says how many more are needed to reach `min_size`.
-    pub fn maintain(&self) -> usize {
-        let s = self.settings.load();
-        let mut idle = self.idle();
-        let in_use = self.permits.in_use() + self.reserve.in_use();
-        let keep_total = s.min_size;
-        let mut kept = Vec::with_capacity(idle.len());
-        for conn in idle.drain(..) {
-            let expired = conn.created.elapsed() >= s.lifetime || conn.is_closed();
-            let idle_too_long =
-                conn.idle_since.elapsed() >= s.idle_timeout && in_use + kept.len() >= keep_total;
-            if expired || idle_too_long {
-                self.close(&conn);
-            } else {
-                kept.push(conn);
-            }
-        }
-        *idle = kept;
-        keep_total.saturating_sub(in_use + idle.len())
-    }
-
-    /// Opens one connection into the idle list (for `min_pool_size`).
-    pub async fn prefill_one(self: &Arc<Self>) -> Result<(), PoolError> {
-        let full = |limit| PoolError::WaitTimeout(Duration::ZERO, limit);
-        let s = self.settings.load_full();
-        let permit = self
-            .permits
-            .try_acquire()
-            .map_err(|_| full(Limit::PoolSize(s.size)))?;
-        let slot = match &self.db {
-            Some(db) => Some(
-                db.try_slot()
-                    .ok_or_else(|| full(Limit::MaxDbConnections(db.limit)))?,
-            ),
-            None => None,
-        };
-        let conn = self.open(&s, slot).await?;
-        drop(permit);
-        self.put_back(conn);
-        Ok(())
-    }
-
     /// Stops handing out connections: closes the idle ones now, the busy ones on release.
     pub fn drain(&self) {
         self.draining.store(true, Ordering::Release);
@@ -395,4 +374,9 @@ impl ServerPool {
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
     }
+}
+
+/// `d` in nanoseconds, saturating (a lifetime beyond 584 years is forever).
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }

@@ -26,12 +26,15 @@ pub fn apply(listeners: &[Arc<Listener>], topology: &Topology) -> usize {
 }
 
 /// Follows the store and fences on every publish, until the store is dropped.
-pub async fn run(store: Arc<TopologyStore>, listeners: Vec<Arc<Listener>>) {
+/// `wake` runs after a fence fired: it wakes the sessions that watch their fence
+/// through another waker (pooled sessions).
+pub async fn run(store: Arc<TopologyStore>, listeners: Vec<Arc<Listener>>, wake: impl Fn()) {
     let mut changes = store.subscribe();
     while changes.changed().await.is_ok() {
         let topology = store.load();
         let killed = apply(&listeners, &topology);
         if killed > 0 {
+            wake();
             tracing::warn!(
                 generation = topology.generation,
                 killed,

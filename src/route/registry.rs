@@ -82,6 +82,15 @@ impl SessionGuard {
     }
 
     /// A fence has killed this session.
+    /// The fence's reason once it fired. Registers nothing: the caller has its task woken
+    /// by other means when a fence fires (pooled sessions: their kill waker, which the
+    /// fencer wakes after firing, see `ClientRegistry::wake_all`), and must arm that
+    /// wake before calling this.
+    #[must_use]
+    pub fn poll_fenced(&self) -> Option<KillReason> {
+        self.is_fenced().then(|| self.fence.reason())
+    }
+
     #[must_use]
     pub fn is_fenced(&self) -> bool {
         self.fence.fired.load(Ordering::Acquire)

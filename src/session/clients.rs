@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use futures_util::task::AtomicWaker;
 
@@ -76,8 +76,9 @@ pub struct ServerLink {
     pub pid: i32,
     /// When the server connection was opened.
     pub connected: SystemTime,
-    /// When this client got it.
-    pub since: SystemTime,
+    /// When this client got it (an `Instant`: taken from a clock reading the checkout
+    /// already made; [`wall`] turns it into a time of day for display).
+    pub since: Instant,
 }
 
 /// What changes during a session.
@@ -85,7 +86,7 @@ pub struct ServerLink {
 struct Now {
     state: ClientState,
     /// When `state` was entered.
-    since: SystemTime,
+    since: Instant,
     server: Option<ServerLink>,
 }
 
@@ -133,9 +134,15 @@ impl ClientInfo {
 
     /// Enters `state`; `server` is the connection in use (Active) or `None`.
     pub fn set(&self, state: ClientState, server: Option<ServerLink>) {
+        self.set_at(state, server, Instant::now());
+    }
+
+    /// [`set`](Self::set) with the time of the change, from a clock reading the caller has
+    /// at hand (a pooled client changes state twice per transaction).
+    pub fn set_at(&self, state: ClientState, server: Option<ServerLink>, at: Instant) {
         let mut now = self.lock();
         if now.state != state {
-            now.since = SystemTime::now();
+            now.since = at;
         }
         if state == ClientState::Active && now.state != ClientState::Active {
             self.transactions.fetch_add(1, Ordering::Relaxed);
@@ -214,10 +221,19 @@ impl ClientInfo {
             connected: self.connected,
             pooled: self.pooled,
             state: now.state,
-            since: now.since,
+            since: wall(now.since),
             server: now.server,
         }
     }
+}
+
+/// The time of day `at` was: internal times are `Instant`s (one clock reading serves
+/// several records); views show times of day.
+#[must_use]
+pub fn wall(at: Instant) -> SystemTime {
+    SystemTime::now()
+        .checked_sub(at.elapsed())
+        .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
 /// Who a new client is.
@@ -266,7 +282,7 @@ impl ClientRegistry {
             pooled: c.pooled,
             now: Mutex::new(Now {
                 state: ClientState::Login,
-                since: now,
+                since: Instant::now(),
                 server: None,
             }),
             kill_flag: AtomicBool::new(false),
@@ -278,6 +294,17 @@ impl ClientRegistry {
         ClientGuard {
             registry: self.clone(),
             info,
+        }
+    }
+
+    /// Wakes every client's session to look at its fence: a fence fired (see
+    /// [`crate::route::SessionGuard::poll_fenced`]). Pooled sessions watch their fence
+    /// through their kill waker, not a waiter list of their own, so fencing costs them
+    /// nothing per step; the few sessions on other members wake for nothing, once.
+    pub fn wake_all(&self) {
+        let all: Vec<Arc<ClientInfo>> = self.lock().values().cloned().collect();
+        for c in all {
+            c.kill_waker.wake();
         }
     }
 

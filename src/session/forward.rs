@@ -70,7 +70,7 @@ pub async fn run(
         at: ServerAt::Direct(Arc::new(addr.clone())),
         pid: 0,
         connected: now,
-        since: now,
+        since: std::time::Instant::now(),
     };
     info.set(ClientState::Active, Some(link));
     stream.write_all(startup).await?;

@@ -14,6 +14,9 @@ use super::Topology;
 pub struct TopologyStore {
     current: ArcSwap<Topology>,
     generation: AtomicU64,
+    /// The generation of the topology `current` holds, set once it is stored (see
+    /// [`published`](Self::published)).
+    published: AtomicU64,
     /// Carries the generation; receivers wake on every publish.
     changed: watch::Sender<u64>,
     /// When the DCS last answered (watch event, progress, or read); for staleness.
@@ -35,6 +38,7 @@ impl TopologyStore {
         Self {
             current: ArcSwap::from_pointee(Topology::default()),
             generation: AtomicU64::new(0),
+            published: AtomicU64::new(0),
             changed,
             last_contact: std::sync::Mutex::new(None),
             dcs: crate::stats::DcsStats::default(),
@@ -61,8 +65,17 @@ impl TopologyStore {
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         topology.generation = generation;
         self.current.store(Arc::new(topology));
+        self.published.store(generation, Ordering::SeqCst);
         self.changed.send_replace(generation);
         generation
+    }
+
+    /// The generation of the stored topology: an atomic load, cheaper than
+    /// [`load`](Self::load) when only "has anything changed since generation G" matters.
+    /// Set after the topology is stored and before subscribers (the fencer) are woken.
+    #[must_use]
+    pub fn published(&self) -> u64 {
+        self.published.load(Ordering::SeqCst)
     }
 
     #[must_use]

@@ -138,7 +138,7 @@ pub fn servers(shared: &Shared) -> Table {
             Cell::Null,
             Cell::Null,
             timestamp(s.connected).into(),
-            timestamp(s.since).into(),
+            timestamp(crate::session::clients::wall(s.since)).into(),
             0u32.into(),
             0u32.into(),
             0u32.into(),

@@ -7,10 +7,13 @@ use std::time::Instant;
 use super::{PoolSettings, ServerPool};
 
 impl ServerPool {
-    /// Applies new sizes to this pool's limits (timeouts are read per checkout).
+    /// Applies new sizes to this pool's limits and its lifetime (timeouts are read per
+    /// checkout).
     pub fn resize(&self, s: &PoolSettings) {
         self.permits.resize(s.size);
         self.reserve.resize(s.reserve_size);
+        self.lifetime_ns
+            .store(super::nanos(s.lifetime), Ordering::Relaxed);
     }
 
     /// (checked out, idle).

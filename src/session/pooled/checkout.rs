@@ -76,12 +76,16 @@ impl Client<'_> {
             return None;
         }
         let sticky = self.sticky.as_ref()?;
-        if sticky.generation != shared.topology.load().generation {
+        let generation = sticky.generation;
+        if generation != shared.topology.published() {
             return None;
         }
-        let checkout = sticky.pool.try_checkout()?;
+        // One clock reading for the whole checkout: idle check, SHOW times, the
+        // transaction's start.
+        let now = Instant::now();
+        let checkout = sticky.pool.try_checkout(now)?;
         let parked = self.parked.take();
-        match claim(self, checkout, Instant::now(), parked) {
+        match claim(self, checkout, now, parked, Still::Unchanged(generation)) {
             Attempt::Done(held) => Some(held),
             // Whatever stood in the way, the long way sorts it out.
             Attempt::Left | Attempt::Failed(_) | Attempt::Fatal(_) => None,
@@ -136,7 +140,7 @@ impl Client<'_> {
         // Waits that ended in an error (a timeout) count too.
         stats.wait_time.record(waited.elapsed());
         let mut held = held.inspect_err(|e| stats.errors.record(e.code.as_bytes()))?;
-        held.active.since = Instant::now();
+        held.active.since = held.checkout.since;
         Ok(held)
     }
 
@@ -147,14 +151,14 @@ impl Client<'_> {
         let since = held.checkout.since;
         let pool = held.checkout.pool().clone();
         let conn = held.checkout.conn();
-        if self.logged_member.as_deref() != Some(conn.addr.member.as_str()) {
+        if self.spans && self.logged_member.as_deref() != Some(conn.addr.member.as_str()) {
             let span = tracing::Span::current();
             if !span.is_disabled() {
                 span.record("member", conn.addr.member.as_str());
                 self.logged_member = Some(Arc::from(conn.addr.member.as_str()));
             }
         }
-        self.info.set(
+        self.info.set_at(
             ClientState::Active,
             Some(ServerLink {
                 at: ServerAt::Pool(pool),
@@ -162,6 +166,7 @@ impl Client<'_> {
                 connected: conn.created_wall,
                 since,
             }),
+            since,
         );
         self.target.set(Some(conn.cancel_to.clone()));
         // The login values, not the current ones: a client before may have changed them.
@@ -238,7 +243,18 @@ async fn attempt(
             ))
         }
     };
-    claim(c, checkout, since, parked)
+    claim(c, checkout, since, parked, Still::Serves)
+}
+
+/// How [`claim`] checks, after registering, that the member still serves the listener.
+#[derive(Clone, Copy)]
+enum Still {
+    /// Load the topology and ask the listener.
+    Serves,
+    /// The sticky pool's member was the listener's only choice in this generation: it
+    /// still is if no topology was published since (an atomic load, no topology load).
+    /// A reload that excludes it drains its pool, which `try_checkout` sees.
+    Unchanged(u64),
 }
 
 /// Makes a checked-out server the client's, on both paths: refuses a server that reports
@@ -249,6 +265,7 @@ fn claim(
     mut checkout: Checkout,
     since: Instant,
     parked: Option<Parked>,
+    still: Still,
 ) -> Attempt<Held> {
     let listener = c.listener;
     if listener.service == Service::Primary && checkout.conn().hot_standby {
@@ -257,14 +274,18 @@ fn claim(
     }
     let pool = checkout.pool();
     let member = &pool.addr.member;
-    // Register before the final check, which loads the topology afresh: a publish after
+    // Register before the final check, which looks at the topology afresh: a publish after
     // the registration fences us, one before it is seen by the check. A parked
     // registration was made before an earlier check and is still live: the same.
     let guard = match parked.and_then(|p| p.reuse(pool)) {
         Some(guard) => guard,
         None => listener.sessions.register(member),
     };
-    if !listener.serves(&c.shared.topology.load(), member) {
+    let serves = match still {
+        Still::Serves => listener.serves(&c.shared.topology.load(), member),
+        Still::Unchanged(generation) => c.shared.topology.published() == generation,
+    };
+    if !serves {
         return Attempt::Left; // dropped: the member left the role, its pool is drained
     }
     let per_transaction = c.setup.mode == PoolMode::Transaction;

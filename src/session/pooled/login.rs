@@ -83,6 +83,7 @@ pub async fn login<'a>(
         sticky: None,
         parked: None,
         logged_member: None,
+        spans: !tracing::Span::current().is_disabled(),
         info,
         _slot: slot,
         _cancel: cancel,

@@ -61,6 +61,17 @@ impl Active {
     }
 }
 
+impl Active {
+    /// Ends the transaction at `now` (a clock reading the caller has at hand).
+    fn end_at(mut self, now: Instant) {
+        if self.per_transaction {
+            self.per_transaction = false;
+            let took = now.saturating_duration_since(self.since);
+            self.stats.transaction_time.record(took);
+        }
+    }
+}
+
 impl Drop for Active {
     fn drop(&mut self) {
         self.stats.clients_active.dec();
@@ -86,6 +97,9 @@ pub struct Client<'a> {
     /// The member last recorded in the session's span: recorded again only when it changes
     /// (a span's recorded fields accumulate in the log formatter).
     pub logged_member: Option<Arc<str>>,
+    /// Whether the session has a span at all (the log level keeps session spans): without
+    /// one there is nothing to record, and no span lookup per transaction.
+    pub spans: bool,
     /// This client's entry in the client registry (state, kill switch).
     pub info: &'a ClientInfo,
     /// The client's place under `max_client_conn` and its cancel key, for the session's life.
@@ -130,23 +144,25 @@ impl Client<'_> {
             guard,
             active,
         } = held;
-        drop(active);
+        // One clock reading for the transaction's end, the client's state, the pool.
+        let now = Instant::now();
+        active.end_at(now);
         let pool = checkout.pool();
         if self.sticky.as_ref().is_some_and(|s| s.is(pool)) {
             self.parked = Some(Parked::new(pool.clone(), guard));
         }
-        self.give_back(checkout);
+        self.give_back(checkout, now);
     }
 
     /// `release` at the end of the session: nothing to keep.
     pub fn release_last(&self, held: Held) {
-        self.give_back(held.checkout);
+        self.give_back(held.checkout, Instant::now());
     }
 
-    fn give_back(&self, checkout: Checkout) {
+    fn give_back(&self, checkout: Checkout, now: Instant) {
         self.target.set(None);
-        self.info.set(ClientState::Idle, None);
-        checkout.release();
+        self.info.set_at(ClientState::Idle, None, now);
+        checkout.release_at(now);
     }
 }
 

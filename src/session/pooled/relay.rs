@@ -8,19 +8,19 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+mod held;
+
 use super::backend::Backend;
 use super::bufs::Bufs;
-use super::ending::{apply_effects, finish, killed, lost, query_done};
+use super::ending::{finish, killed, lost};
 use super::expect::Expected;
 use super::frontend::{Ctx, Flow, Frontend};
-use super::replay::{refused_unrun, Replay, MAX_REPLAYS};
+use super::replay::Replay;
 use super::sock;
 use super::{Client, Held};
 use crate::config::PoolMode;
-use crate::protocol::io::parse_parameter_status;
 use crate::protocol::{PgError, ProtocolError};
 use crate::session::{shutting_down, Stop};
-use crate::topology::Service;
 
 /// A client Terminate message.
 const TERMINATE: [u8; 5] = [b'X', 0, 0, 0, 4];
@@ -101,6 +101,7 @@ pub fn run<'a, 'b>(
         loop {
             if lent.is_none() {
                 tokio::select! {
+                    biased;
                     r = sock::readable(stream) => if r.is_err() {
                         return Ok(());
                     },
@@ -287,7 +288,9 @@ impl Relay<'_> {
             Ok(h) => h,
             Err(e) => return Ok((Step::fail(e), None)),
         };
-        let step = self.client_sent(n, &mut h, stream).await?;
+        // The request goes out now: the checkout's clock reading serves as its send time.
+        let at = h.checkout.since;
+        let step = self.client_sent(n, &mut h, stream, Some(at)).await?;
         if !self.front.at_boundary() {
             self.replay = None; // the request goes on in the next chunk
         }
@@ -300,6 +303,7 @@ impl Relay<'_> {
         n: usize,
         h: &mut Held,
         stream: &mut TcpStream,
+        now: Option<Instant>,
     ) -> Result<Step, ProtocolError> {
         let bufs = self.bufs.get_or_insert_with(Bufs::new);
         let conn = h.checkout.conn();
@@ -312,17 +316,17 @@ impl Relay<'_> {
         let leaving = self
             .front
             .feed(&bufs.client_in[..n], &mut ctx, &mut bufs.out)?;
-        if !bufs.out.is_empty() && conn.stream.write_all(&bufs.out).await.is_err() {
+        if !bufs.out.is_empty() && sock::write_all(&mut conn.stream, &bufs.out).await.is_err() {
             return Ok(Step::fail(lost()));
         }
         if self.query_sent.is_none() && self.flow.pending > 0 {
-            self.query_sent = Some(Instant::now());
+            self.query_sent = Some(now.unwrap_or_else(Instant::now));
         }
         // Answers rolegate made up with nothing owed before them are due now.
         if self.back.at_boundary() {
             bufs.out.clear();
             self.expected.flush_made(&mut bufs.out);
-            if !bufs.out.is_empty() && stream.write_all(&bufs.out).await.is_err() {
+            if !bufs.out.is_empty() && sock::write_all(stream, &bufs.out).await.is_err() {
                 return Ok(Step::Left { clean: false });
             }
         }
@@ -335,111 +339,5 @@ impl Relay<'_> {
 
     fn idle(&self) -> bool {
         self.flow.idle() && self.expected.is_empty() && self.back.at_boundary()
-    }
-
-    /// One step while a server is lent: whichever of client data, server data, a fence,
-    /// or the idle-in-transaction timer comes first.
-    async fn held_step(
-        &mut self,
-        c: &mut Client<'_>,
-        h: &mut Held,
-        stream: &mut TcpStream,
-    ) -> Result<Step, ProtocolError> {
-        let in_txn_idle = self.flow.pending == 0 && self.flow.status != b'I';
-        let idle_limit = if in_txn_idle {
-            c.setup.settings().idle_transaction_timeout
-        } else {
-            None
-        };
-        // No timer at all unless one can fire: arming one per step costs a timer-wheel lock.
-        // Both optional waits are boxed only when used, keeping every session's state small.
-        let idle_timer = maybe(idle_limit.map(|d| Box::pin(tokio::time::sleep(d))));
-        let stopping = maybe(self.idle().then(|| Box::pin(c.shared.gate.stopping())));
-        let bufs = self.bufs.get_or_insert_with(Bufs::new);
-        let Held {
-            checkout, guard, ..
-        } = h;
-        let conn = checkout.conn();
-        bufs.seen.clear();
-        let got = tokio::select! {
-            r = sock::read(stream, &mut bufs.client_in) => Got::Client(r),
-            r = sock::read(&conn.stream, &mut bufs.server_in) => Got::Server(r),
-            () = c.info.kill_signal() => return Ok(Step::fail(killed(c.info.kill_message()))),
-            () = stopping => return Ok(Step::fail(shutting_down())),
-            reason = guard.fenced() => {
-                let message = reason.message;
-                tracing::warn!("{message}");
-                return Ok(Step::fail(PgError::fatal("57P01", message)
-                    .with_hint("The cluster changed roles. Reconnect: rolegate routes new connections to the member that now has the role.")));
-            }
-            () = idle_timer => {
-                let limit = idle_limit.unwrap_or_default();
-                return Ok(Step::fail(PgError::fatal("25P03", format!("rolegate: terminating connection: idle in transaction for more than {limit:?} (idle_transaction_timeout)"))));
-            }
-        };
-        let n = match got {
-            Got::Client(Ok(0) | Err(_)) => return Ok(Step::Left { clean: false }),
-            Got::Client(Ok(n)) => {
-                c.listener.stats.bytes_received.add(n as u64);
-                self.replay = None;
-                return self.client_sent(n, h, stream).await;
-            }
-            Got::Server(Ok(0) | Err(_)) => return Ok(Step::fail(lost())),
-            Got::Server(Ok(n)) => n,
-        };
-        if let Some(rp) = self.replay.take() {
-            let primary = c.listener.service == Service::Primary;
-            if let Some(code) = refused_unrun(&bufs.server_in[..n], primary) {
-                if rp.tries < MAX_REPLAYS {
-                    tracing::info!(member = %conn.addr.member, %code, "server refused a transaction before running it; sending it to the current {} instead", c.listener.service);
-                    self.replay = Some(rp.again());
-                    return Ok(Step::Retry);
-                }
-            }
-        }
-        bufs.out.clear();
-        self.back.feed(
-            &bufs.server_in[..n],
-            &mut self.expected,
-            &mut bufs.out,
-            &mut bufs.seen,
-        )?;
-        apply_effects(c, &mut self.expected, &mut conn.statements);
-        let stats = &c.listener.stats;
-        for s in &bufs.seen {
-            match s.tag {
-                b'Z' => {
-                    self.flow.pending = self.flow.pending.saturating_sub(1);
-                    self.flow.status = s.body.first().copied().unwrap_or(b'I');
-                    query_done(&mut self.query_sent, self.flow, stats);
-                }
-                b'E' => stats.errors.record_response(&s.body),
-                _ => {
-                    if let Some((k, v)) = parse_parameter_status(&s.body) {
-                        c.params.set(&k, &v);
-                        conn.set_param(k, v);
-                    }
-                }
-            }
-        }
-        stats.bytes_sent.add(bufs.out.len() as u64);
-        if !bufs.out.is_empty() && stream.write_all(&bufs.out).await.is_err() {
-            return Ok(Step::Left { clean: false });
-        }
-        let release = c.setup.mode == PoolMode::Transaction && self.idle();
-        Ok(if release { Step::Release } else { Step::Go })
-    }
-}
-
-enum Got {
-    Client(std::io::Result<usize>),
-    Server(std::io::Result<usize>),
-}
-
-/// Waits for `f` if there is one, forever if not.
-async fn maybe<F: std::future::Future + Unpin>(f: Option<F>) -> F::Output {
-    match f {
-        Some(f) => f.await,
-        None => std::future::pending().await,
     }
 }

@@ -36,6 +36,21 @@ pub fn poll_read(
     }
 }
 
+/// Writes all of `buf`: at once when the socket takes it (the usual case: no waker, no
+/// budget check), else the rest the usual way, waiting for room.
+pub async fn write_all(stream: &mut TcpStream, buf: &[u8]) -> io::Result<()> {
+    let sent = match stream.try_write(buf) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(e) => return Err(e),
+    };
+    if sent < buf.len() {
+        // Boxed: rare (a full send buffer), and kept out of every caller's state.
+        Box::pin(tokio::io::AsyncWriteExt::write_all(stream, &buf[sent..])).await?;
+    }
+    Ok(())
+}
+
 /// Waits until `stream` is readable, through the socket's reader waker (see [`poll_read`]).
 pub async fn readable(stream: &TcpStream) -> io::Result<()> {
     std::future::poll_fn(|cx| stream.poll_read_ready(cx)).await
@@ -86,5 +101,29 @@ mod tests {
         assert_eq!(&buf[..2], b"gh");
         drop(tx);
         assert_eq!(read(&rx, &mut buf).await.unwrap(), 0, "end of stream");
+    }
+
+    #[tokio::test]
+    async fn write_all_sends_more_than_the_socket_takes_at_once() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut tx = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (mut rx, _) = l.accept().await.unwrap();
+        // Far beyond loopback's socket buffers: the first send is partial, the rest waits
+        // for the reader.
+        let big: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 251) as u8).collect();
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut rx, &mut got)
+                .await
+                .unwrap();
+            got
+        });
+        write_all(&mut tx, &big).await.unwrap();
+        write_all(&mut tx, b"tail").await.unwrap();
+        drop(tx);
+        let got = reader.await.unwrap();
+        assert_eq!(got.len(), big.len() + 4);
+        assert!(got[..big.len()] == big[..], "the bytes arrive in order");
+        assert_eq!(&got[big.len()..], b"tail");
     }
 }

@@ -1,0 +1,53 @@
+//! Keeping a pool in shape over time (the pools' maintenance task, once a second):
+//! closing connections idle too long or past their lifetime, and opening connections up
+//! to `min_pool_size`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Limit, PoolError, ServerPool};
+
+impl ServerPool {
+    /// Closes idle connections past `idle_timeout` or `lifetime` (but keeps `min_size`),
+    /// and says how many more are needed to reach `min_size`.
+    pub fn maintain(&self) -> usize {
+        let s = self.settings.load();
+        let mut idle = self.idle();
+        let in_use = self.permits.in_use() + self.reserve.in_use();
+        let keep_total = s.min_size;
+        let mut kept = Vec::with_capacity(idle.len());
+        for conn in idle.drain(..) {
+            let expired = conn.created.elapsed() >= s.lifetime || conn.is_closed();
+            let idle_too_long =
+                conn.idle_since.elapsed() >= s.idle_timeout && in_use + kept.len() >= keep_total;
+            if expired || idle_too_long {
+                self.close(&conn);
+            } else {
+                kept.push(conn);
+            }
+        }
+        *idle = kept;
+        keep_total.saturating_sub(in_use + idle.len())
+    }
+
+    /// Opens one connection into the idle list (for `min_pool_size`).
+    pub async fn prefill_one(self: &Arc<Self>) -> Result<(), PoolError> {
+        let full = |limit| PoolError::WaitTimeout(Duration::ZERO, limit);
+        let s = self.settings.load_full();
+        let permit = self
+            .permits
+            .try_acquire()
+            .map_err(|_| full(Limit::PoolSize(s.size)))?;
+        let slot = match &self.db {
+            Some(db) => Some(
+                db.try_slot()
+                    .ok_or_else(|| full(Limit::MaxDbConnections(db.limit)))?,
+            ),
+            None => None,
+        };
+        let conn = self.open(&s, slot).await?;
+        drop(permit);
+        self.put_back(conn, Instant::now());
+        Ok(())
+    }
+}

@@ -1,0 +1,145 @@
+//! A step of the relay while a server is lent: whichever comes first of the server's
+//! answer, more from the client, a kill or a fence, shutdown, or the idle-in-transaction
+//! timer; the server's answer is relayed to the client.
+
+use std::task::{Context, Poll};
+
+use tokio::net::TcpStream;
+
+use super::{Relay, Step};
+use crate::config::PoolMode;
+use crate::protocol::io::parse_parameter_status;
+use crate::protocol::{PgError, ProtocolError};
+use crate::route::SessionGuard;
+use crate::session::clients::ClientInfo;
+use crate::session::pooled::bufs::Bufs;
+use crate::session::pooled::ending::{apply_effects, killed, lost, query_done};
+use crate::session::pooled::replay::{refused_unrun, MAX_REPLAYS};
+use crate::session::pooled::{sock, Client, Held};
+use crate::session::shutting_down;
+use crate::topology::Service;
+
+impl Relay<'_> {
+    /// One step while a server is lent: whichever of client data, server data, a fence,
+    /// or the idle-in-transaction timer comes first.
+    pub(super) async fn held_step(
+        &mut self,
+        c: &mut Client<'_>,
+        h: &mut Held,
+        stream: &mut TcpStream,
+    ) -> Result<Step, ProtocolError> {
+        let in_txn_idle = self.flow.pending == 0 && self.flow.status != b'I';
+        let idle_limit = if in_txn_idle {
+            c.setup.settings().idle_transaction_timeout
+        } else {
+            None
+        };
+        // No timer at all unless one can fire: arming one per step costs a timer-wheel lock.
+        // Both optional waits are boxed only when used, keeping every session's state small.
+        let idle_timer = maybe(idle_limit.map(|d| Box::pin(tokio::time::sleep(d))));
+        let stopping = maybe(self.idle().then(|| Box::pin(c.shared.gate.stopping())));
+        let bufs = self.bufs.get_or_insert_with(Bufs::new);
+        let Held {
+            checkout, guard, ..
+        } = h;
+        let conn = checkout.conn();
+        bufs.seen.clear();
+        // Biased: no random start per poll, and the server (what a step mostly waits
+        // for) is looked at first.
+        let got = tokio::select! {
+            biased;
+            r = sock::read(&conn.stream, &mut bufs.server_in) => Got::Server(r),
+            r = sock::read(stream, &mut bufs.client_in) => Got::Client(r),
+            e = std::future::poll_fn(|cx| poll_ended(c.info, guard, cx)) => return Ok(Step::fail(e)),
+            () = stopping => return Ok(Step::fail(shutting_down())),
+            () = idle_timer => {
+                let limit = idle_limit.unwrap_or_default();
+                return Ok(Step::fail(PgError::fatal("25P03", format!("rolegate: terminating connection: idle in transaction for more than {limit:?} (idle_transaction_timeout)"))));
+            }
+        };
+        let n = match got {
+            Got::Client(Ok(0) | Err(_)) => return Ok(Step::Left { clean: false }),
+            Got::Client(Ok(n)) => {
+                c.listener.stats.bytes_received.add(n as u64);
+                self.replay = None;
+                return self.client_sent(n, h, stream, None).await;
+            }
+            Got::Server(Ok(0) | Err(_)) => return Ok(Step::fail(lost())),
+            Got::Server(Ok(n)) => n,
+        };
+        if let Some(rp) = self.replay.take() {
+            let primary = c.listener.service == Service::Primary;
+            if let Some(code) = refused_unrun(&bufs.server_in[..n], primary) {
+                if rp.tries < MAX_REPLAYS {
+                    tracing::info!(member = %conn.addr.member, %code, "server refused a transaction before running it; sending it to the current {} instead", c.listener.service);
+                    self.replay = Some(rp.again());
+                    return Ok(Step::Retry);
+                }
+            }
+        }
+        bufs.out.clear();
+        self.back.feed(
+            &bufs.server_in[..n],
+            &mut self.expected,
+            &mut bufs.out,
+            &mut bufs.seen,
+        )?;
+        apply_effects(c, &mut self.expected, &mut conn.statements);
+        let stats = &c.listener.stats;
+        for s in &bufs.seen {
+            match s.tag {
+                b'Z' => {
+                    self.flow.pending = self.flow.pending.saturating_sub(1);
+                    self.flow.status = s.body.first().copied().unwrap_or(b'I');
+                    query_done(&mut self.query_sent, self.flow, stats);
+                }
+                b'E' => stats.errors.record_response(&s.body),
+                _ => {
+                    if let Some((k, v)) = parse_parameter_status(&s.body) {
+                        c.params.set(&k, &v);
+                        conn.set_param(k, v);
+                    }
+                }
+            }
+        }
+        stats.bytes_sent.add(bufs.out.len() as u64);
+        if !bufs.out.is_empty() && sock::write_all(stream, &bufs.out).await.is_err() {
+            return Ok(Step::Left { clean: false });
+        }
+        let release = c.setup.mode == PoolMode::Transaction && self.idle();
+        Ok(if release { Step::Release } else { Step::Go })
+    }
+}
+
+/// Ready with the error to end the session with once it is killed (KILL, or shutdown) or
+/// its member's fence fired. One waker serves both: the fencer wakes every client's kill
+/// waker after firing a fence, so a step registers in no waiter list for fencing.
+fn poll_ended(info: &ClientInfo, guard: &SessionGuard, cx: &mut Context<'_>) -> Poll<PgError> {
+    // Registers the waker first: a fence fired after the check below wakes it.
+    if info.poll_killed(cx).is_ready() {
+        return Poll::Ready(killed(info.kill_message()));
+    }
+    match guard.poll_fenced() {
+        Some(reason) => {
+            let message = reason.message;
+            tracing::warn!("{message}");
+            Poll::Ready(PgError::fatal("57P01", message).with_hint(
+                "The cluster changed roles. Reconnect: rolegate routes new connections to the member that now has the role.",
+            ))
+        }
+        None => Poll::Pending,
+    }
+}
+
+enum Got {
+    Client(std::io::Result<usize>),
+    Server(std::io::Result<usize>),
+}
+
+/// Waits for `f` if there is one, forever if not.
+async fn maybe<F: std::future::Future + Unpin>(f: Option<F>) -> F::Output {
+    match f {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
