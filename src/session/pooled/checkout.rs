@@ -53,13 +53,16 @@ impl Client<'_> {
     /// else the long way, boxed (a large state, needed rarely). Used at login and for
     /// every transaction.
     pub async fn server(&mut self) -> Result<Held, PgError> {
-        let mut held = match self.checkout_now() {
-            Some(held) => {
-                self.listener.stats.wait_time.record(Duration::ZERO);
-                held
-            }
+        let held = match self.checkout_now() {
+            Some(held) => held,
             None => Box::pin(self.checkout()).await?,
         };
+        self.ready(held).await
+    }
+
+    /// Makes a checked-out server the client's ([`lent`](Self::lent)) and runs the `SET`s
+    /// it needs.
+    pub(super) async fn ready(&mut self, mut held: Held) -> Result<Held, PgError> {
         if let Some(sql) = self.lent(&mut held) {
             Box::pin(prepare(&mut held, sql)).await?;
         }
@@ -70,7 +73,7 @@ impl Client<'_> {
     /// stopping, the sticky pool still current and holding an idle server that is fit
     /// for the listener. `None` = take the long way ([`checkout`](Self::checkout)).
     /// The server still needs [`lent`](Self::lent).
-    fn checkout_now(&mut self) -> Option<Held> {
+    pub(super) fn checkout_now(&mut self) -> Option<Held> {
         let shared = self.shared;
         if shared.gate.may_be_paused() || shared.gate.stop_state() != Stop::Running {
             return None;
@@ -86,7 +89,10 @@ impl Client<'_> {
         let checkout = sticky.pool.try_checkout(now)?;
         let parked = self.parked.take();
         match claim(self, checkout, now, parked, Still::Unchanged(generation)) {
-            Attempt::Done(held) => Some(held),
+            Attempt::Done(held) => {
+                self.listener.stats.wait_time.record(Duration::ZERO);
+                Some(held)
+            }
             // Whatever stood in the way, the long way sorts it out.
             Attempt::Left | Attempt::Failed(_) | Attempt::Fatal(_) => None,
         }
@@ -94,7 +100,7 @@ impl Client<'_> {
 
     /// Waits for a server on a member of the listener's role set (PAUSE, pool limits,
     /// member choice). The server still needs [`lent`](Self::lent).
-    async fn checkout(&mut self) -> Result<Held, PgError> {
+    pub(super) async fn checkout(&mut self) -> Result<Held, PgError> {
         let (shared, listener, info) = (self.shared, self.listener, self.info);
         let stats = &listener.stats;
         let waited = Instant::now();

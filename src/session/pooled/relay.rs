@@ -284,7 +284,27 @@ impl Relay<'_> {
         n: usize,
         stream: &mut TcpStream,
     ) -> Result<(Step, Option<Held>), ProtocolError> {
-        let mut h = match c.server().await {
+        let held = if let Some(h) = c.checkout_now() {
+            Ok(h)
+        } else {
+            // The client waits for a server: it keeps only its request's bytes meanwhile,
+            // not the relay's buffers (24 KB), which go back to the thread's spares.
+            let request: Box<[u8]> = self
+                .bufs
+                .as_ref()
+                .map_or(&[][..], |b| &b.client_in[..n])
+                .into();
+            Bufs::recycle(self.bufs.take());
+            let held = Box::pin(c.checkout()).await;
+            let bufs = self.bufs.get_or_insert_with(Bufs::new);
+            bufs.client_in[..request.len()].copy_from_slice(&request);
+            held
+        };
+        let ready = match held {
+            Ok(h) => c.ready(h).await,
+            Err(e) => Err(e),
+        };
+        let mut h = match ready {
             Ok(h) => h,
             Err(e) => return Ok((Step::fail(e), None)),
         };
