@@ -32,6 +32,57 @@ pub struct PoolSetup {
     pub clients: Arc<Capacity>,
     /// Statements known to parse, for answering Parse without a server.
     pub known_statements: prepared::KnownStatements,
+    /// The pool the last balanced checkout settled on, for new clients of the same
+    /// database and user (see [`Seed`]).
+    pub seed: Seed,
+}
+
+/// The last pool a balanced checkout found to be the listener's only choice, with the
+/// topology generation it was chosen under. A new client of the same (interned) database
+/// and user starts with it as its sticky pool, so its first checkout takes the fast path
+/// (an idle server, no member choice) when nothing changed since: with a new connection
+/// per transaction, every checkout is a first one.
+#[derive(Default)]
+pub struct Seed {
+    slot: Mutex<Option<SeedEntry>>,
+}
+
+struct SeedEntry {
+    database: Arc<str>,
+    user: Arc<str>,
+    generation: u64,
+    pool: Arc<server_pool::ServerPool>,
+}
+
+impl Seed {
+    /// The seeded pool and its generation, if it is for `database` and `user`.
+    #[must_use]
+    pub fn get(
+        &self,
+        database: &Arc<str>,
+        user: &Arc<str>,
+    ) -> Option<(u64, Arc<server_pool::ServerPool>)> {
+        let slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.as_ref()
+            .filter(|e| Arc::ptr_eq(&e.database, database) && Arc::ptr_eq(&e.user, user))
+            .map(|e| (e.generation, e.pool.clone()))
+    }
+
+    /// Seeds `pool`, chosen as the only choice under `generation`.
+    pub fn set(&self, generation: u64, pool: &Arc<server_pool::ServerPool>) {
+        let entry = SeedEntry {
+            database: pool.login.database.clone(),
+            user: pool.login.user.clone(),
+            generation,
+            pool: pool.clone(),
+        };
+        let old = self
+            .slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace(entry);
+        drop(old); // outside the lock
+    }
 }
 
 impl PoolSetup {
@@ -44,6 +95,7 @@ impl PoolSetup {
             clients: Capacity::new(settings.max_client_conn),
             pools: Arc::new(Pools::new(settings)),
             known_statements: prepared::KnownStatements::default(),
+            seed: Seed::default(),
         })
     }
 

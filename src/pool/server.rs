@@ -143,11 +143,29 @@ pub struct ServerConn {
     /// The server reports `in_hot_standby = on` (PostgreSQL 14+): it cannot take writes.
     /// Kept beside `params` so the check at every checkout is no map lookup.
     pub hot_standby: bool,
+    /// Per-client work that depends only on this server and a client's (interned)
+    /// parameter text, kept for the next client with the same text (see [`Memo`]).
+    pub memo: Memo,
+}
+
+/// What a new pooled client derives from the server it first lands on, kept for the next
+/// one with the same parameters (clients of one application usually have them): a
+/// connection per transaction makes this once-per-client work once per transaction.
+/// Keyed by the client's interned parameter text (compared by pointer).
+#[derive(Default)]
+pub struct Memo {
+    /// (client text, that text with the server's login defaults filled in). The
+    /// defaults never change, so this stays valid.
+    pub adopted: Option<(std::sync::Arc<str>, std::sync::Arc<str>)>,
+    /// (client text, the greeting's ParameterStatus messages). Cleared whenever the
+    /// server reports a parameter: the greeting shows the server's current values.
+    pub greeting: Option<(std::sync::Arc<str>, bytes::Bytes)>,
 }
 
 impl ServerConn {
     /// Records a ParameterStatus the server sent.
     pub fn set_param(&mut self, name: String, value: String) {
+        self.memo.greeting = None;
         if name == "in_hot_standby" {
             self.hot_standby = value == "on";
         }
@@ -219,6 +237,7 @@ impl ServerConn {
             db_slot: None,
             generation: 0,
             hot_standby,
+            memo: Memo::default(),
         })
     }
 

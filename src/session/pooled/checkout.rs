@@ -41,6 +41,16 @@ impl Parked {
 }
 
 impl Sticky {
+    /// The listener's seeded pool for a new client of `database` and `user`, if any.
+    pub fn seeded(
+        setup: &crate::pool::PoolSetup,
+        database: &Arc<str>,
+        user: &Arc<str>,
+    ) -> Option<Self> {
+        let (generation, pool) = setup.seed.get(database, user)?;
+        Some(Self { generation, pool })
+    }
+
     /// Whether `pool` is the sticky one.
     pub fn is(&self, pool: &Arc<ServerPool>) -> bool {
         Arc::ptr_eq(&self.pool, pool)
@@ -176,7 +186,8 @@ impl Client<'_> {
         );
         self.target.set(Some(conn.cancel_to.clone()));
         // The login values, not the current ones: a client before may have changed them.
-        self.params.adopt_defaults(&conn.defaults);
+        self.params
+            .adopt_defaults(&conn.defaults, &mut conn.memo.adopted);
         self.params.sync_sql(&conn.params, &conn.tracked)
     }
 
@@ -219,6 +230,7 @@ impl Client<'_> {
         let pool = held.checkout.pool();
         if let [m] = listener.candidates(topology).as_slice() {
             if m.name() == pool.addr.member {
+                self.setup.seed.set(topology.generation, pool);
                 self.sticky = Some(Sticky {
                     generation: topology.generation,
                     pool: pool.clone(),

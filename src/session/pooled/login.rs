@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use super::checkout::Sticky;
 use super::params::ClientParams;
 use super::{Client, ClientInfo, Held, Shared};
 use crate::auth::authenticate_client;
@@ -88,6 +89,8 @@ pub async fn login<'a>(
         _slot: slot,
         _cancel: cancel,
     });
+    // A new client of the database and user the listener last settled on starts there.
+    client.sticky = Sticky::seeded(setup, &client.login.database, &client.login.user);
     let mut held = match client.server().await {
         Ok(h) => h,
         Err(e) => return refuse(stream, &e).await,
@@ -95,15 +98,7 @@ pub async fn login<'a>(
     // (512: a usual greeting is ~420 bytes, and 512 stays in the allocator's thread cache.)
     let mut greeting = Vec::with_capacity(512);
     put_message(&mut greeting, b'R', &[&0u32.to_be_bytes()]);
-    client
-        .params
-        .for_each_merged(&held.checkout.conn().params, |k, v| {
-            put_message(
-                &mut greeting,
-                b'S',
-                &[k.as_bytes(), b"\0", v.as_bytes(), b"\0"],
-            );
-        });
+    greeting.extend_from_slice(&parameter_statuses(&client.params, held.checkout.conn()));
     put_message(&mut greeting, b'K', &[&key.pid.to_be_bytes(), &key.secret]);
     put_message(&mut greeting, b'Z', &[b"I"]);
     stream.write_all(&greeting).await?;
@@ -115,6 +110,29 @@ pub async fn login<'a>(
         }
     };
     Ok(Some((client, held)))
+}
+
+/// The ParameterStatus messages of the greeting: the server's parameters with the
+/// client's own values. Made once per server and client parameters (see [`Memo`]).
+///
+/// [`Memo`]: crate::pool::server::Memo
+fn parameter_statuses(params: &ClientParams, conn: &mut crate::pool::ServerConn) -> bytes::Bytes {
+    if let Some((text, block)) = &conn.memo.greeting {
+        if Arc::ptr_eq(text, params.text()) {
+            return block.clone();
+        }
+    }
+    let mut block = Vec::with_capacity(512);
+    params.for_each_merged(&conn.params, |k, v| {
+        put_message(
+            &mut block,
+            b'S',
+            &[k.as_bytes(), b"\0", v.as_bytes(), b"\0"],
+        );
+    });
+    let block = bytes::Bytes::from(block);
+    conn.memo.greeting = Some((params.text().clone(), block.clone()));
+    block
 }
 
 async fn refuse<T>(stream: &mut TcpStream, e: &PgError) -> Result<Option<T>, ProtocolError> {

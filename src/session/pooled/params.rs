@@ -78,14 +78,32 @@ impl ClientParams {
 
     /// Fills in what the client did not set from a server's login values (`ServerConn::defaults`,
     /// never its current ones: another client may have changed those).
-    pub fn adopt_defaults(&mut self, server: &BTreeMap<String, String>) {
+    /// `memo` is the server's (client text, result) of the last client that did this.
+    pub fn adopt_defaults(
+        &mut self,
+        server: &BTreeMap<String, String>,
+        memo: &mut Option<(Arc<str>, Arc<str>)>,
+    ) {
         if self.adopted {
             return;
         }
         self.adopted = true;
+        if let Some((from, to)) = memo.as_ref() {
+            if Arc::ptr_eq(from, &self.text) {
+                self.text = to.clone();
+                return;
+            }
+        }
         let old = std::mem::take(&mut self.text);
         let text = tracked_text(|k| lookup(&old, k).or_else(|| server.get(k).map(String::as_str)));
         self.set_text(&text);
+        *memo = Some((old, self.text.clone()));
+    }
+
+    /// The client's parameter text (interned: equal texts are one allocation).
+    #[must_use]
+    pub fn text(&self) -> &Arc<str> {
+        &self.text
     }
 
     /// `SET` statements that make `server` match the client, or `None` if it already does.
@@ -160,7 +178,7 @@ mod tests {
             c.sync_sql(&server, &text(&server)).as_deref(),
             Some("SET application_name TO 'it''s me';")
         );
-        c.adopt_defaults(&server);
+        c.adopt_defaults(&server, &mut None);
         let same = map(&[
             ("application_name", "it's me"),
             ("DateStyle", "ISO, DMY"),
@@ -186,5 +204,29 @@ mod tests {
         // A value the client set that the server did not report is still told.
         c.set("client_encoding", "LATIN1");
         assert_eq!(merged(&c, &same)["client_encoding"], "LATIN1");
+    }
+
+    #[test]
+    fn adopting_defaults_is_remembered_for_clients_with_the_same_parameters() {
+        let startup = map(&[("application_name", "app")]);
+        let server = map(&[("application_name", ""), ("TimeZone", "UTC")]);
+        let mut memo = None;
+        let mut first = ClientParams::from_startup(&startup);
+        first.adopt_defaults(&server, &mut memo);
+        let (from, to) = memo.clone().unwrap();
+        assert_eq!(&*to, &**first.text());
+        assert_eq!(first.get("TimeZone"), Some("UTC"));
+        assert_eq!(first.get("application_name"), Some("app"));
+        // Same text (interned: the same allocation): the memo's result, not a new one.
+        let mut second = ClientParams::from_startup(&startup);
+        assert!(Arc::ptr_eq(second.text(), &from));
+        second.adopt_defaults(&server, &mut memo);
+        assert!(Arc::ptr_eq(second.text(), &to));
+        // Other parameters: worked out afresh, and remembered instead.
+        let mut other = ClientParams::from_startup(&map(&[("application_name", "other")]));
+        other.adopt_defaults(&server, &mut memo);
+        assert_eq!(other.get("application_name"), Some("other"));
+        assert_eq!(other.get("TimeZone"), Some("UTC"));
+        assert!(Arc::ptr_eq(&memo.unwrap().1, other.text()));
     }
 }
