@@ -25,6 +25,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod dcs;
+pub mod fast_hash;
 pub mod pool;
 pub mod protocol;
 pub mod route;

@@ -10,7 +10,7 @@ pub mod prepared;
 pub mod server;
 pub mod server_pool;
 
-use std::collections::HashMap;
+use crate::fast_hash::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 

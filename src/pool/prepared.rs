@@ -6,7 +6,7 @@
 //! what they were given, up to `max_prepared_statements`, evicting the least recently
 //! used; clients sharing a query share its server-side statement.
 
-use std::collections::{HashMap, HashSet};
+use crate::fast_hash::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -147,7 +147,8 @@ impl ServerStatements {
 /// drivers) from waiting for a server while others of theirs hold every server.
 #[derive(Debug, Default)]
 pub struct KnownStatements {
-    map: Mutex<HashMap<(String, String), HashSet<Bytes>>>,
+    /// database -> user -> statement names (nested so a lookup needs no owned key).
+    map: Mutex<HashMap<String, HashMap<String, HashSet<Bytes>>>>,
 }
 
 /// Past this many statements per (database, user) the registry starts over.
@@ -157,7 +158,9 @@ impl KnownStatements {
     pub fn add(&self, database: &str, user: &str, name: Bytes) {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         let set = map
-            .entry((database.to_owned(), user.to_owned()))
+            .entry(database.to_owned())
+            .or_default()
+            .entry(user.to_owned())
             .or_default();
         if set.len() >= MAX_KNOWN {
             set.clear();
@@ -168,7 +171,8 @@ impl KnownStatements {
     #[must_use]
     pub fn contains(&self, database: &str, user: &str, name: &Bytes) -> bool {
         let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        map.get(&(database.to_owned(), user.to_owned()))
+        map.get(database)
+            .and_then(|users| users.get(user))
             .is_some_and(|s| s.contains(name))
     }
 }

@@ -1,7 +1,7 @@
 //! Cancel keys -> the member whose backend issued them, so a CancelRequest arriving on any
 //! listener reaches the right server even on balanced ports.
 
-use std::collections::HashMap;
+use crate::fast_hash::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::protocol::CancelKey;

@@ -2,7 +2,7 @@
 //! listener's role set can have its sessions killed at once. Counts double as the
 //! least-connections load, so they cannot drift from the sessions that exist.
 
-use std::collections::HashMap;
+use crate::fast_hash::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 

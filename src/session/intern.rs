@@ -2,7 +2,7 @@
 //! the parameter text of clients started by the same application. An idle client holds a
 //! reference to them instead of an allocation of its own.
 
-use std::collections::HashSet;
+use crate::fast_hash::HashSet;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 /// Strings in use, and the size at which unused ones are next swept out.
@@ -13,7 +13,7 @@ struct Table {
 
 static TABLE: LazyLock<Mutex<Table>> = LazyLock::new(|| {
     Mutex::new(Table {
-        strings: HashSet::new(),
+        strings: HashSet::default(),
         sweep_at: MIN_SWEEP,
     })
 });
