@@ -58,10 +58,10 @@ impl Sticky {
 }
 
 impl Client<'_> {
-    /// A server for the client, made the client's ([`lent`](Self::lent), and its `SET`s
-    /// run): at once from the sticky pool when it can ([`checkout_now`](Self::checkout_now)),
-    /// else the long way, boxed (a large state, needed rarely). Used at login and for
-    /// every transaction.
+    /// A server for the client, made the client's (`lent`, and its `SET`s run): at once
+    /// from the sticky pool when it can (`checkout_now`), else the long way, boxed (a
+    /// large state, needed rarely). Used at login; a transaction uses the same steps
+    /// itself, to drop its buffers while it waits.
     pub async fn server(&mut self) -> Result<Held, PgError> {
         let held = match self.checkout_now() {
             Some(held) => held,
