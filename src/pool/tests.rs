@@ -239,3 +239,46 @@ async fn a_reload_resizes_live_pools_without_closing_busy_connections() {
     assert_eq!(pool.counts().0, 3);
     drop((c, d, e));
 }
+
+#[tokio::test]
+async fn the_seed_serves_only_the_database_and_user_it_was_set_for() {
+    let server = Server::start().await;
+    let pools = pools(0);
+    let db = crate::session::intern::intern("app");
+    let user = crate::session::intern::intern("alice");
+    let pool = pools.get(
+        &server.addr,
+        &Login {
+            user: user.clone(),
+            database: db.clone(),
+            creds: ServerCredentials::None,
+        },
+    );
+    let seed = super::Seed::default();
+    assert!(seed.get(&db, &user).is_none(), "nothing seeded yet");
+    seed.set(7, &pool);
+    let (generation, got) = seed.get(&db, &user).expect("seeded for app/alice");
+    assert_eq!(generation, 7);
+    assert!(Arc::ptr_eq(&got, &pool));
+    // Equal text in another allocation is another key (the names are interned).
+    let other_user: Arc<str> = Arc::from("alice");
+    assert!(seed.get(&db, &other_user).is_none());
+    let bob = crate::session::intern::intern("bob");
+    assert!(seed.get(&db, &bob).is_none());
+}
+
+#[tokio::test]
+async fn a_connection_past_its_lifetime_is_closed_on_release_after_a_reload_shortens_it() {
+    let server = Server::start().await;
+    let pools = pools(0);
+    let pool = pools.get(&server.addr, &login("alice", "app"));
+    let c = pool.checkout().await.unwrap();
+    server.expect_open(1).await;
+    let mut s = (**pools.settings.load()).clone();
+    s.lifetime = Duration::ZERO;
+    pools.apply(s);
+    c.release();
+    // Released past the new lifetime: closed, not kept idle.
+    server.expect_open(0).await;
+    assert_eq!(pool.counts(), (0, 0));
+}

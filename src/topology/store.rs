@@ -96,3 +96,27 @@ impl TopologyStore {
         self.last_contact.lock().ok().and_then(|t| *t)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_follows_each_stored_topology_and_skips_no_op_publishes() {
+        let store = TopologyStore::new();
+        assert_eq!(store.published(), 0);
+        let mut t = Topology::default();
+        let first = store.publish(t.clone());
+        assert_eq!(store.published(), first);
+        assert_eq!(store.load().generation, first);
+        // Only the revision differs: nothing is stored, the generation stays.
+        t.revision += 1;
+        assert_eq!(store.publish(t.clone()), first);
+        assert_eq!(store.published(), first);
+        t.leader = Some("pg2".into());
+        let second = store.publish(t);
+        assert!(second > first);
+        assert_eq!(store.published(), second);
+        assert_eq!(store.load().generation, second);
+    }
+}
