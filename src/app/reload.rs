@@ -59,9 +59,10 @@ fn try_reload(shared: &Shared, path: &Path) -> Result<String, String> {
         }
     }
     // A tighter max_lag takes effect now, not at the next topology change.
-    let fenced = crate::route::fence::apply(shared.listeners(), &shared.topology.load());
-    if fenced > 0 {
+    let fenced = crate::route::fence::apply(shared.listeners(), &shared.topology.load(), &|| {
         shared.clients.wake_all();
+    });
+    if fenced > 0 {
         tracing::warn!(
             sessions = fenced,
             "reload: ended sessions on members the new settings exclude"

@@ -193,8 +193,7 @@ impl ServerPool {
     /// up to `wait_timeout` when `pool_size` (or `max_db_connections`) are in use.
     pub async fn checkout(self: &Arc<Self>) -> Result<Checkout, PoolError> {
         let s = self.settings.load_full();
-        let now = Instant::now();
-        let deadline = tokio::time::Instant::from_std(now) + s.wait_timeout;
+        let deadline = tokio::time::Instant::now() + s.wait_timeout;
         let waiting = self.waiting.enter();
         let permit = self.acquire(&s).await?;
         let next = self.idle_or_room(&s, deadline).await?;

@@ -7,8 +7,10 @@ use super::{KillReason, Listener};
 use crate::topology::{Service, Topology, TopologyStore};
 
 /// Applies `topology` to every listener: kills sessions on members that no longer serve it.
-/// Returns how many sessions were signalled.
-pub fn apply(listeners: &[Arc<Listener>], topology: &Topology) -> usize {
+/// Returns how many sessions were signalled. `wake` runs when a fence fired: it wakes the
+/// sessions that watch their fence through another waker (pooled sessions, see
+/// `ClientRegistry::wake_all`).
+pub fn apply(listeners: &[Arc<Listener>], topology: &Topology, wake: &dyn Fn()) -> usize {
     let mut killed = 0;
     for l in listeners {
         if let Some(p) = &l.pool {
@@ -22,19 +24,20 @@ pub fn apply(listeners: &[Arc<Listener>], topology: &Topology) -> usize {
             },
         );
     }
+    if killed > 0 {
+        wake();
+    }
     killed
 }
 
-/// Follows the store and fences on every publish, until the store is dropped.
-/// `wake` runs after a fence fired: it wakes the sessions that watch their fence
-/// through another waker (pooled sessions).
+/// Follows the store and fences on every publish, until the store is dropped (`wake`: see
+/// [`apply`]).
 pub async fn run(store: Arc<TopologyStore>, listeners: Vec<Arc<Listener>>, wake: impl Fn()) {
     let mut changes = store.subscribe();
     while changes.changed().await.is_ok() {
         let topology = store.load();
-        let killed = apply(&listeners, &topology);
+        let killed = apply(&listeners, &topology, &wake);
         if killed > 0 {
-            wake();
             tracing::warn!(
                 generation = topology.generation,
                 killed,

@@ -16,10 +16,11 @@ impl ServerPool {
         let in_use = self.permits.in_use() + self.reserve.in_use();
         let keep_total = s.min_size;
         let mut kept = Vec::with_capacity(idle.len());
+        let now = Instant::now();
         for conn in idle.drain(..) {
-            let expired = conn.created.elapsed() >= s.lifetime || conn.is_closed();
-            let idle_too_long =
-                conn.idle_since.elapsed() >= s.idle_timeout && in_use + kept.len() >= keep_total;
+            let expired = self.expired(&conn, now) || conn.is_closed();
+            let idle_too_long = now.saturating_duration_since(conn.idle_since) >= s.idle_timeout
+                && in_use + kept.len() >= keep_total;
             if expired || idle_too_long {
                 self.close(&conn);
             } else {

@@ -59,11 +59,14 @@ impl Active {
             per_transaction,
         }
     }
-}
 
-impl Active {
     /// Ends the transaction at `now` (a clock reading the caller has at hand).
     fn end_at(mut self, now: Instant) {
+        self.record_end(now);
+    }
+
+    /// Records the transaction's duration (transaction mode), once.
+    fn record_end(&mut self, now: Instant) {
         if self.per_transaction {
             self.per_transaction = false;
             let took = now.saturating_duration_since(self.since);
@@ -76,7 +79,7 @@ impl Drop for Active {
     fn drop(&mut self) {
         self.stats.clients_active.dec();
         if self.per_transaction {
-            self.stats.transaction_time.record(self.since.elapsed());
+            self.record_end(Instant::now());
         }
     }
 }
