@@ -4,8 +4,6 @@
 use std::collections::BTreeMap;
 
 use bytes::{Bytes, BytesMut};
-use pgwire::messages::startup::Startup;
-use pgwire::messages::{DecodeContext, Message, ProtocolVersion};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::ProtocolError;
@@ -55,10 +53,14 @@ impl FirstPacket {
     }
 }
 
-/// Reads one first packet. Errors on a closed connection, a bad length or version.
-/// Every valid first packet has at least 8 bytes (length and code), so those are read
-/// together: an SSLRequest takes one `recv`, not two. The length is checked as soon as
-/// it is in, so a bad one is refused without waiting for more bytes.
+/// Reads one first packet. Errors on a closed connection, a bad length or version, or
+/// bytes after the packet (a client must wait for the answer to its first packet).
+///
+/// The first read asks for up to [`FIRST_READ`] bytes: a whole SSLRequest or a usual
+/// startup packet arrives in one `recv`, and as that read is short, tokio clears the
+/// socket's readiness, so the next read waits for data instead of trying a `recv` that
+/// returns EAGAIN. The length is checked as soon as it is in, so a bad one is refused
+/// without waiting for more bytes.
 pub async fn read_first_packet<R: AsyncRead + Unpin>(
     r: &mut R,
 ) -> Result<FirstPacket, ProtocolError> {
@@ -66,10 +68,10 @@ pub async fn read_first_packet<R: AsyncRead + Unpin>(
         std::io::ErrorKind::UnexpectedEof => ProtocolError::Closed,
         _ => e.into(),
     };
-    let mut head = [0u8; 8];
+    let mut head = [0u8; FIRST_READ];
     let mut got = 0;
     let mut len = 0;
-    while got < head.len() {
+    while got < 8 {
         let n = r.read(&mut head[got..]).await.map_err(closed)?;
         if n == 0 {
             return Err(ProtocolError::Closed);
@@ -82,11 +84,24 @@ pub async fn read_first_packet<R: AsyncRead + Unpin>(
             }
         }
     }
-    let mut raw = BytesMut::zeroed(len as usize);
-    raw[..8].copy_from_slice(&head);
-    r.read_exact(&mut raw[8..]).await.map_err(closed)?;
+    let len = len as usize;
+    if got > len {
+        // PostgreSQL refuses this too after an SSLRequest (bytes sent in the clear that
+        // could be taken as coming over TLS).
+        return Err(ProtocolError::Startup(
+            "the client sent more data after its first packet without waiting for the answer"
+                .into(),
+        ));
+    }
+    let mut raw = BytesMut::zeroed(len);
+    raw[..got].copy_from_slice(&head[..got]);
+    r.read_exact(&mut raw[got..]).await.map_err(closed)?;
     parse_first_packet(raw)
 }
+
+/// How many bytes the first read of a connection asks for: more than a usual startup
+/// packet (pgbench's and psql's are under 100 bytes).
+const FIRST_READ: usize = 512;
 
 /// Parses a whole first packet (length included).
 pub fn parse_first_packet(raw: BytesMut) -> Result<FirstPacket, ProtocolError> {
@@ -116,18 +131,54 @@ fn parse_startup(raw: BytesMut, code: u32) -> Result<FirstPacket, ProtocolError>
     if major != 3 || minor > 2 {
         return Err(ProtocolError::Version { major, minor });
     }
-    let mut buf = raw.clone();
-    let ctx = DecodeContext::new(ProtocolVersion::PROTOCOL3_0);
-    let startup = Startup::decode(&mut buf, &ctx)
-        .map_err(|e| ProtocolError::Startup(e.to_string()))?
-        .ok_or_else(|| ProtocolError::Startup("truncated".into()))?;
-    if !startup.parameters.contains_key("user") {
+    let params = startup_params(&raw[8..])?;
+    if !params.contains_key("user") {
         return Err(ProtocolError::Startup("no \"user\" parameter".into()));
     }
     Ok(FirstPacket::Startup {
         raw: raw.freeze(),
-        params: startup.parameters,
+        params,
     })
+}
+
+/// The name/value pairs of a StartupMessage body: NUL-terminated strings in pairs, ended
+/// by an empty name that is the packet's last byte (PostgreSQL's layout rules). Parsed
+/// here rather than by a general decoder: every connection pays for it, and this reads
+/// the body once, copying each string once. Bytes that are not UTF-8 are replaced, as a
+/// lossy decoder would; a later duplicate name wins.
+fn startup_params(mut body: &[u8]) -> Result<BTreeMap<String, String>, ProtocolError> {
+    let layout = || {
+        ProtocolError::Startup(
+            "invalid startup packet layout: expected a terminator as the last byte".into(),
+        )
+    };
+    let mut params = BTreeMap::new();
+    loop {
+        let (name, rest) = cstring(body).ok_or_else(layout)?;
+        if name.is_empty() {
+            return if rest.is_empty() {
+                Ok(params)
+            } else {
+                Err(layout())
+            };
+        }
+        let (value, rest) = cstring(rest).ok_or_else(layout)?;
+        params.insert(text(name), text(value));
+        body = rest;
+    }
+}
+
+/// The bytes before the first NUL, and those after it.
+fn cstring(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    let end = b.iter().position(|&c| c == 0)?;
+    Some((&b[..end], &b[end + 1..]))
+}
+
+fn text(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(b).into_owned(),
+    }
 }
 
 /// The one-byte answer to SSLRequest/GSSENCRequest when encryption is not offered.

@@ -128,3 +128,51 @@ async fn packets_arriving_a_byte_at_a_time_and_bad_lengths_without_the_rest() {
     assert!(matches!(r, Err(ProtocolError::StartupLength(4))), "{r:?}");
     drop(client);
 }
+
+#[tokio::test]
+async fn startup_layout_follows_postgresql() {
+    // Values may be empty; a later duplicate wins; bytes that are not UTF-8 are replaced.
+    let FirstPacket::Startup { params, .. } =
+        read(packet(196_608, b"user\0u\0options\0\0user\0v\0x\0\xff\0\0"))
+            .await
+            .unwrap()
+    else {
+        panic!("not a startup packet")
+    };
+    assert_eq!(params["user"], "v");
+    assert_eq!(params["options"], "");
+    assert_eq!(params["x"], "\u{fffd}");
+    // A name without a value, a missing terminator, bytes after the terminator: refused.
+    for body in [
+        &b"user\0u\0database\0"[..],
+        b"user\0u\0",
+        b"user\0u\0\0junk",
+        b"user\0u",
+    ] {
+        let r = read(packet(196_608, body)).await;
+        assert!(
+            matches!(&r, Err(ProtocolError::Startup(m)) if m.contains("layout")),
+            "{body:?}: {r:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bytes_after_the_first_packet_are_refused() {
+    // An SSLRequest and a startup packet sent together (the client did not wait for 'N').
+    let mut bytes = packet(SSL_REQUEST, b"");
+    bytes.extend(packet(196_608, b"user\0u\0\0"));
+    let r = read(bytes).await;
+    assert!(
+        matches!(&r, Err(ProtocolError::Startup(m)) if m.contains("without waiting")),
+        "{r:?}"
+    );
+    // A startup packet longer than the first read is read whole.
+    let mut body = b"user\0u\0application_name\0".to_vec();
+    body.extend(std::iter::repeat_n(b'a', 900));
+    body.extend(b"\0\0");
+    let FirstPacket::Startup { params, .. } = read(packet(196_608, &body)).await.unwrap() else {
+        panic!("not a startup packet")
+    };
+    assert_eq!(params["application_name"].len(), 900);
+}
