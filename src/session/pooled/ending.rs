@@ -13,7 +13,12 @@ use crate::protocol::PgError;
 use crate::stats::ListenerStats;
 
 /// A ReadyForQuery arrived: one query done, and a transaction if the server is idle.
-pub(super) fn query_done(query_sent: &mut Option<Instant>, flow: Flow, stats: &ListenerStats) {
+/// Returns the clock reading it took, if any: the transaction's end when it ended here.
+pub(super) fn query_done(
+    query_sent: &mut Option<Instant>,
+    flow: Flow,
+    stats: &ListenerStats,
+) -> Option<Instant> {
     stats.queries.inc();
     if flow.status == b'I' {
         stats.transactions.inc();
@@ -25,7 +30,9 @@ pub(super) fn query_done(query_sent: &mut Option<Instant>, flow: Flow, stats: &L
         if flow.pending > 0 {
             *query_sent = Some(now);
         }
+        return Some(now);
     }
+    None
 }
 
 /// Brings the server's statement cache in line with what its answers showed.

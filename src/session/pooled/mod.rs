@@ -142,13 +142,17 @@ impl Client<'_> {
     /// Gives a clean (ReadyForQuery idle) server back to its pool; keeps the fencing
     /// registration for the next transaction while the pool is sticky.
     pub fn release(&mut self, held: Held) {
+        self.release_at(held, Instant::now());
+    }
+
+    /// [`release`](Self::release) at `now`, a clock reading the caller has at hand: one
+    /// serves the transaction's end, the client's state and the pool.
+    pub fn release_at(&mut self, held: Held, now: Instant) {
         let Held {
             checkout,
             guard,
             active,
         } = held;
-        // One clock reading for the transaction's end, the client's state, the pool.
-        let now = Instant::now();
         active.end_at(now);
         let pool = checkout.pool();
         if self.sticky.as_ref().is_some_and(|s| s.is(pool)) {

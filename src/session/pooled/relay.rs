@@ -67,6 +67,9 @@ struct Relay<'k> {
     replay: Option<Replay>,
     /// When the oldest request the server has not answered with ReadyForQuery was sent.
     query_sent: Option<Instant>,
+    /// When the last ReadyForQuery came (a clock reading taken for the query's time,
+    /// reused as the transaction's end when the server goes back).
+    answered: Option<Instant>,
 }
 
 /// How a transaction ended.
@@ -147,6 +150,7 @@ fn transaction<'s, 'a>(
             bufs: None,
             replay: None,
             query_sent: None,
+            answered: None,
         };
         let end = r.steps(c, stream, &mut held).await;
         kept.flow = r.flow;
@@ -192,7 +196,8 @@ impl Relay<'_> {
                 Step::Go => {}
                 Step::Release => {
                     if let Some(h) = held.take() {
-                        c.release(h);
+                        let now = self.answered.take().unwrap_or_else(Instant::now);
+                        c.release_at(h, now);
                     }
                     if let Some(b) = self.bufs.as_mut() {
                         self.expected.stash(&mut b.queue);

@@ -91,7 +91,7 @@ impl Relay<'_> {
                 b'Z' => {
                     self.flow.pending = self.flow.pending.saturating_sub(1);
                     self.flow.status = s.body.first().copied().unwrap_or(b'I');
-                    query_done(&mut self.query_sent, self.flow, stats);
+                    self.answered = query_done(&mut self.query_sent, self.flow, stats);
                 }
                 b'E' => stats.errors.record_response(&s.body),
                 _ => {
