@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use std::io::Read;
+
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -59,8 +61,26 @@ pub async fn first_packet(shared: &Shared, client: &mut TcpStream) -> Result<Fir
 /// Reads packets until one that is not an encryption request, answering those with 'N'
 /// (TLS is not offered yet). A client may ask for SSL and then GSS, so at most two rounds.
 async fn negotiate(client: &mut TcpStream) -> Result<FirstPacket, ProtocolError> {
+    // A client speaks first, usually right after connecting: its first packet is most
+    // often in the socket already when the connection is accepted. Read it at once rather
+    // than wait for the socket's first readiness event (a turn of the event loop and a
+    // wakeup of this task per connection); nothing there yet = the usual wait.
+    let mut early = [0u8; 512];
+    let n = match (&*socket2::SockRef::from(&*client)).read(&mut early) {
+        Ok(0) => return Err(ProtocolError::Closed),
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+        Err(e) => return Err(e.into()),
+    };
+    let mut first = Some(&early[..n]);
     for _ in 0..3 {
-        match read_first_packet(client).await? {
+        let packet = match first.take() {
+            Some(early) if !early.is_empty() => {
+                read_first_packet(&mut tokio::io::AsyncReadExt::chain(early, &mut *client)).await?
+            }
+            _ => read_first_packet(client).await?,
+        };
+        match packet {
             FirstPacket::SslRequest | FirstPacket::GssEncRequest => {
                 client.write_all(&[NO_ENCRYPTION]).await?;
             }
