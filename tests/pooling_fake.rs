@@ -218,3 +218,47 @@ async fn max_db_connections_spans_users_and_reuses_idle_room() {
     let seen = b[0].seen.lock().unwrap();
     assert_eq!((seen.startups, seen.closed), (4, 3));
 }
+
+#[tokio::test]
+async fn a_login_greets_from_an_idle_server_without_checking_it_out() {
+    let b = backends().await;
+    let proxy = pooled("pool_size = 1").await;
+    proxy.publish(&keys(&b, 0));
+    // Every checkout in transaction mode records a transaction time when it ends.
+    let lends = || proxy.listeners[0].stats.transaction_time.snapshot().count;
+    // The first login opens the server: there is none idle to greet from yet.
+    let (mut first, _, _) = proxy.client(0).await;
+    assert_eq!(lends(), 1);
+    // Later logins greet from the idle server: no checkout.
+    let mut later = Vec::new();
+    for _ in 0..5 {
+        later.push(proxy.client(0).await.0);
+    }
+    assert_eq!(lends(), 1, "a login checked out the idle server");
+    for c in &mut later {
+        assert_eq!(run(c, "select 1").await, b'I');
+    }
+    assert_eq!(lends(), 6);
+    // While the only server is in a transaction, a login waits for it (the long way).
+    assert_eq!(run(&mut first, "BEGIN").await, b'T');
+    let mut c = TcpStream::connect(proxy.addrs[0]).await.unwrap();
+    c.write_all(&fake::startup_packet("app")).await.unwrap();
+    let early = tokio::time::timeout(Duration::from_millis(300), until_ready(&mut c)).await;
+    assert!(early.is_err(), "a login was greeted with no server at hand");
+    assert_eq!(run(&mut first, "COMMIT").await, b'I');
+    tokio::time::timeout(Duration::from_secs(5), until_ready(&mut c))
+        .await
+        .expect("the login goes on once the server is back");
+    assert_eq!(run(&mut c, "select 2").await, b'I');
+}
+
+/// Reads a login's answers up to ReadyForQuery; an error fails the test.
+async fn until_ready(c: &mut TcpStream) {
+    loop {
+        let (tag, body) = read_msg(c).await.unwrap();
+        assert_ne!(tag, b'E', "{:?}", error_fields(&body));
+        if tag == b'Z' {
+            return;
+        }
+    }
+}

@@ -310,6 +310,18 @@ impl ServerPool {
         self.take_idle_at(Instant::now())
     }
 
+    /// Runs `f` on the idle connection the next checkout would take, without taking it
+    /// (a new client's greeting needs a server's parameters, not the server). `None`:
+    /// draining, or no idle connection that is still open.
+    pub fn with_idle<R>(&self, f: impl FnOnce(&mut ServerConn) -> R) -> Option<R> {
+        if self.is_draining() {
+            return None;
+        }
+        let mut idle = self.idle();
+        let conn = idle.last_mut().filter(|c| !c.is_closed())?;
+        Some(f(conn))
+    }
+
     fn take_idle_at(&self, now: Instant) -> Option<Box<ServerConn>> {
         let mut idle = self.idle();
         while let Some(conn) = idle.pop() {

@@ -5,9 +5,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::params::ClientParams;
 use super::{apply, Active, Client, Held};
 use crate::config::PoolMode;
-use crate::pool::{Checkout, PoolError, ServerPool};
+use crate::pool::{Checkout, PoolError, ServerConn, ServerPool};
 use crate::protocol::PgError;
 use crate::route::SessionGuard;
 use crate::session::clients::{ClientState, ServerAt, ServerLink};
@@ -106,6 +107,29 @@ impl Client<'_> {
             // Whatever stood in the way, the long way sorts it out.
             Attempt::Left | Attempt::Failed(_) | Attempt::Fatal(_) => None,
         }
+    }
+
+    /// Runs `f` on an idle server of the sticky pool without checking it out, when
+    /// nothing stands in the way (as for [`checkout_now`](Self::checkout_now)); `None` =
+    /// none at hand. A transaction-mode login greets the client from it.
+    pub(super) fn with_idle_server<R>(
+        &mut self,
+        f: impl FnOnce(&mut ClientParams, &mut ServerConn) -> R,
+    ) -> Option<R> {
+        let shared = self.shared;
+        if shared.gate.may_be_paused() || shared.gate.stop_state() != Stop::Running {
+            return None;
+        }
+        let sticky = self.sticky.as_ref()?;
+        if sticky.generation != shared.topology.published() {
+            return None;
+        }
+        let primary = self.listener.service == Service::Primary;
+        let params = &mut self.params;
+        sticky.pool.with_idle(|conn| {
+            // As a checkout would: a primary that reports hot standby is not one.
+            (!(primary && conn.hot_standby)).then(|| f(params, conn))
+        })?
     }
 
     /// Waits for a server on a member of the listener's role set (PAUSE, pool limits,

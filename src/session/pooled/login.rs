@@ -91,23 +91,42 @@ pub async fn login<'a>(
     });
     // A new client of the database and user the listener last settled on starts there.
     client.sticky = Sticky::seeded(setup, &client.login.database, &client.login.user);
-    let mut held = match client.server().await {
-        Ok(h) => h,
-        Err(e) => return refuse(stream, &e).await,
+    // In transaction mode the greeting needs a server's parameters, not a server: an idle
+    // one of the pool the client will most likely use serves without being checked out
+    // (as PgBouncer greets from its pool's cached parameters). Else, and in session mode,
+    // the client gets a server now.
+    let statuses = if setup.mode == PoolMode::Transaction {
+        client.with_idle_server(|params, conn| {
+            params.adopt_defaults(&conn.defaults, &mut conn.memo.adopted);
+            parameter_statuses(params, conn)
+        })
+    } else {
+        None
+    };
+    let (statuses, held) = if let Some(s) = statuses {
+        (s, None)
+    } else {
+        let mut held = match client.server().await {
+            Ok(h) => h,
+            Err(e) => return refuse(stream, &e).await,
+        };
+        let s = parameter_statuses(&client.params, held.checkout.conn());
+        (s, Some(held))
     };
     // (512: a usual greeting is ~420 bytes, and 512 stays in the allocator's thread cache.)
     let mut greeting = Vec::with_capacity(512);
     put_message(&mut greeting, b'R', &[&0u32.to_be_bytes()]);
-    greeting.extend_from_slice(&parameter_statuses(&client.params, held.checkout.conn()));
+    greeting.extend_from_slice(&statuses);
     put_message(&mut greeting, b'K', &[&key.pid.to_be_bytes(), &key.secret]);
     put_message(&mut greeting, b'Z', &[b"I"]);
     stream.write_all(&greeting).await?;
-    let held = match setup.mode {
-        PoolMode::Session => Some(Box::new(held)),
-        PoolMode::Transaction => {
-            client.release(held);
+    let held = match (setup.mode, held) {
+        (PoolMode::Session, Some(h)) => Some(Box::new(h)),
+        (PoolMode::Transaction, Some(h)) => {
+            client.release(h);
             None
         }
+        (_, None) => None,
     };
     Ok(Some((client, held)))
 }
