@@ -56,7 +56,7 @@ impl FirstPacket {
 /// Reads one first packet. Errors on a closed connection, a bad length or version, or
 /// bytes after the packet (a client must wait for the answer to its first packet).
 ///
-/// The first read asks for up to 512 bytes: a whole SSLRequest or a usual
+/// The first read asks for up to [`FIRST_READ`] bytes: a whole SSLRequest or a usual
 /// startup packet arrives in one `recv`, and as that read is short, tokio clears the
 /// socket's readiness, so the next read waits for data instead of trying a `recv` that
 /// returns EAGAIN. The length is checked as soon as it is in, so a bad one is refused
@@ -101,7 +101,7 @@ pub async fn read_first_packet<R: AsyncRead + Unpin>(
 
 /// How many bytes the first read of a connection asks for: more than a usual startup
 /// packet (pgbench's and psql's are under 100 bytes).
-const FIRST_READ: usize = 512;
+pub const FIRST_READ: usize = 512;
 
 /// Parses a whole first packet (length included).
 pub fn parse_first_packet(raw: BytesMut) -> Result<FirstPacket, ProtocolError> {

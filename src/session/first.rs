@@ -2,15 +2,14 @@
 //! yet), cancel requests forwarded, a startup packet handed back to the session.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
-
 use std::io::Read;
+use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::{forward, Shared};
-use crate::protocol::startup::{read_first_packet, NO_ENCRYPTION};
+use crate::protocol::startup::{read_first_packet, FIRST_READ, NO_ENCRYPTION};
 use crate::protocol::{FirstPacket, PgError, ProtocolError};
 
 /// How long a client may take to send its startup packet (PostgreSQL's authentication_timeout
@@ -65,22 +64,19 @@ async fn negotiate(client: &mut TcpStream) -> Result<FirstPacket, ProtocolError>
     // often in the socket already when the connection is accepted. Read it at once rather
     // than wait for the socket's first readiness event (a turn of the event loop and a
     // wakeup of this task per connection); nothing there yet = the usual wait.
-    let mut early = [0u8; 512];
-    let n = match (&*socket2::SockRef::from(&*client)).read(&mut early) {
+    // The bytes read go first, then the socket: once they are used up, reads go to the
+    // socket alone.
+    let mut buf = [0u8; FIRST_READ];
+    let n = match (&*socket2::SockRef::from(&*client)).read(&mut buf) {
         Ok(0) => return Err(ProtocolError::Closed),
         Ok(n) => n,
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
         Err(e) => return Err(e.into()),
     };
-    let mut first = Some(&early[..n]);
+    let mut early = &buf[..n];
     for _ in 0..3 {
-        let packet = match first.take() {
-            Some(early) if !early.is_empty() => {
-                read_first_packet(&mut tokio::io::AsyncReadExt::chain(early, &mut *client)).await?
-            }
-            _ => read_first_packet(client).await?,
-        };
-        match packet {
+        let mut from = tokio::io::AsyncReadExt::chain(&mut early, &mut *client);
+        match read_first_packet(&mut from).await? {
             FirstPacket::SslRequest | FirstPacket::GssEncRequest => {
                 client.write_all(&[NO_ENCRYPTION]).await?;
             }

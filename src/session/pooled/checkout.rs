@@ -10,7 +10,7 @@ use super::{apply, Active, Client, Held};
 use crate::config::PoolMode;
 use crate::pool::{Checkout, PoolError, ServerConn, ServerPool};
 use crate::protocol::PgError;
-use crate::route::SessionGuard;
+use crate::route::{Listener, SessionGuard};
 use crate::session::clients::{ClientState, ServerAt, ServerLink};
 use crate::session::connect::{with_member, Attempt};
 use crate::session::Stop;
@@ -85,15 +85,8 @@ impl Client<'_> {
     /// for the listener. `None` = take the long way ([`checkout`](Self::checkout)).
     /// The server still needs [`lent`](Self::lent).
     pub(super) fn checkout_now(&mut self) -> Option<Held> {
-        let shared = self.shared;
-        if shared.gate.may_be_paused() || shared.gate.stop_state() != Stop::Running {
-            return None;
-        }
-        let sticky = self.sticky.as_ref()?;
+        let sticky = self.sticky_at_hand()?;
         let generation = sticky.generation;
-        if generation != shared.topology.published() {
-            return None;
-        }
         // One clock reading for the whole checkout: idle check, SHOW times, the
         // transaction's start.
         let now = Instant::now();
@@ -116,20 +109,22 @@ impl Client<'_> {
         &mut self,
         f: impl FnOnce(&mut ClientParams, &mut ServerConn) -> R,
     ) -> Option<R> {
+        let pool = self.sticky_at_hand()?.pool.clone();
+        let listener = self.listener;
+        let params = &mut self.params;
+        pool.with_idle(|conn| (!standby_for_primary(listener, conn)).then(|| f(params, conn)))?
+    }
+
+    /// The sticky pool, when nothing stands in the way of using it without waiting: not
+    /// paused or stopping, and no topology published since it was chosen.
+    fn sticky_at_hand(&self) -> Option<&Sticky> {
         let shared = self.shared;
         if shared.gate.may_be_paused() || shared.gate.stop_state() != Stop::Running {
             return None;
         }
-        let sticky = self.sticky.as_ref()?;
-        if sticky.generation != shared.topology.published() {
-            return None;
-        }
-        let primary = self.listener.service == Service::Primary;
-        let params = &mut self.params;
-        sticky.pool.with_idle(|conn| {
-            // As a checkout would: a primary that reports hot standby is not one.
-            (!(primary && conn.hot_standby)).then(|| f(params, conn))
-        })?
+        self.sticky
+            .as_ref()
+            .filter(|s| s.generation == shared.topology.published())
     }
 
     /// Waits for a server on a member of the listener's role set (PAUSE, pool limits,
@@ -310,8 +305,8 @@ fn claim(
     still: Still,
 ) -> Attempt<Held> {
     let listener = c.listener;
-    if listener.service == Service::Primary && checkout.conn().hot_standby {
-        // Dropped, not returned: a primary that reports hot standby is not one.
+    if standby_for_primary(listener, checkout.conn()) {
+        // Dropped, not returned.
         return Attempt::Failed("the server is in hot standby (read-only)".into());
     }
     let pool = checkout.pool();
@@ -336,6 +331,11 @@ fn claim(
         guard,
         active: Active::new(&listener.stats, since, per_transaction),
     })
+}
+
+/// Whether `conn` is refused for `listener`: a primary that reports hot standby is not one.
+fn standby_for_primary(listener: &Listener, conn: &ServerConn) -> bool {
+    listener.service == Service::Primary && conn.hot_standby
 }
 
 /// Runs the `SET`s [`Client::lent`] asked for on the lent server.
