@@ -205,8 +205,22 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            for file in ["pg1.log", "pg2.log", "pg3.log", "rolegate.log"] {
+            for file in ["pg1.log", "pg2.log", "pg3.log"] {
                 eprintln!("----- {file} (tail)\n{}", self.log_tail(file, 30));
+            }
+            // Each rolegate a test spawned logs to `<dir>/<name>.log` (spawn::rolegate).
+            let mut logs: Vec<String> = std::fs::read_dir(&self.dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "log"))
+                .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+                .filter(|f| f.starts_with("rolegate"))
+                .collect();
+            logs.sort();
+            for file in logs {
+                eprintln!("----- {file} (tail)\n{}", self.log_tail(&file, 60));
             }
         }
         let down = Command::new(script())

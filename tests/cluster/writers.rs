@@ -36,11 +36,21 @@ pub struct Outcome {
     pub errors: BTreeMap<String, u64>,
     /// The first message seen for each key of `errors`, with when it came.
     pub samples: BTreeMap<String, (String, Instant)>,
+    /// Every error: (writer, key of `errors`, message, when), in the order they came.
+    pub timeline: Vec<(u32, String, String, Instant)>,
 }
 
 impl Outcome {
     pub fn error_count(&self) -> u64 {
         self.errors.values().sum()
+    }
+
+    /// Prints every error with its writer and its time since `origin`.
+    pub fn print_timeline(&self, origin: Instant) {
+        for (w, code, message, at) in &self.timeline {
+            let since = at.saturating_duration_since(origin);
+            println!("  {since:>12.3?} writer {w}: {code} {message}");
+        }
     }
 
     /// The longest time with no acknowledged write.
@@ -140,10 +150,12 @@ async fn writer(w: u32, conninfo: &str, target: &str, stop: &AtomicBool, out: &M
     let mut client = None;
     let mut seq = 0u64;
     let error = |code: String, message: String| {
+        let now = Instant::now();
         let mut out = out.lock().expect("outcome");
+        out.timeline.push((w, code.clone(), message.clone(), now));
         out.samples
             .entry(code.clone())
-            .or_insert_with(|| (message, Instant::now()));
+            .or_insert_with(|| (message, now));
         *out.errors.entry(code).or_default() += 1;
     };
     while !stop.load(Ordering::Relaxed) {
