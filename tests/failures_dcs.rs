@@ -36,8 +36,10 @@ async fn etcd_down_past_ttl_holds_writes_and_they_resume() {
         cluster.stop_etcd();
         stopped = Some(Instant::now());
         std::thread::sleep(OUTAGE);
-        cluster.start_etcd();
+        // Taken before the start, which returns once etcd is healthy: Patroni and rolegate
+        // may well be writing again by then.
         started = Some(Instant::now());
+        cluster.start_etcd();
         wait_for(
             "a leader after etcd is back",
             Duration::from_secs(90),
@@ -49,7 +51,8 @@ async fn etcd_down_past_ttl_holds_writes_and_they_resume() {
     let leader = cluster.leader().unwrap();
     let missing = outcome.missing(&cluster, cluster.pg_port(&leader), "etcd");
     let resumed = outcome.acked.iter().filter(|a| a.2 > started).count();
-    // Acknowledged while the DCS had been silent for more than the ttl: must be none.
+    // Acknowledged while the DCS had been silent for more than the ttl (and was not yet
+    // starting again): must be none.
     let late = outcome
         .acked
         .iter()
@@ -61,12 +64,8 @@ async fn etcd_down_past_ttl_holds_writes_and_they_resume() {
         outcome.errors,
         outcome.longest_gap()
     );
-    for (code, (message, at)) in &outcome.samples {
-        println!(
-            "first {code} {:?} after the stop: {message}",
-            at.duration_since(stopped)
-        );
-    }
+    println!("errors, by time since the stop:");
+    outcome.print_timeline(stopped);
     assert_eq!(missing, 0, "acknowledged writes lost");
     assert!(
         resumed > 50,
@@ -83,13 +82,27 @@ async fn etcd_down_past_ttl_holds_writes_and_they_resume() {
         outcome.errors
     );
     // Patroni demotes after retry_timeout (5s), before the ttl: its fast shutdown ends the
-    // commits then waiting for synchronous replication, without a word to the client
-    // ("canceling the wait for synchronous replication", committed locally). Those may
-    // fail with 08006, at most one per writer: their outcome is unknown, which is the
-    // truth. Every other transaction is held and goes through.
-    let bad: Vec<_> = outcome.errors.keys().filter(|c| *c != "08006").collect();
-    assert!(bad.is_empty(), "unexpected errors: {:?}", outcome.samples);
-    assert!(outcome.error_count() <= 8, "errors: {:?}", outcome.errors);
+    // commits then waiting for synchronous replication with only a warning ("canceling the
+    // wait for synchronous replication", committed locally) before the connection closes.
+    // rolegate ends those sessions with 08006 saying so: their outcome is unknown, which is
+    // the truth. That is one per writer, or two for a writer that reconnected at once and
+    // reached a pooled backend that had not yet handled its SIGTERM; all come while the
+    // old primary shuts down, well before the ttl. Every other transaction is held and
+    // goes through.
+    let unexplained: Vec<_> = outcome
+        .timeline
+        .iter()
+        .filter(|(_, code, message, at)| {
+            code != "08006"
+                || !message.contains("committing the transaction locally")
+                || *at > stopped + Duration::from_secs(15)
+        })
+        .collect();
+    assert!(
+        unexplained.is_empty(),
+        "errors other than commits cut by the old primary's shutdown: {unexplained:?}"
+    );
+    assert!(outcome.error_count() <= 16, "errors: {:?}", outcome.errors);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -252,6 +252,27 @@ async fn a_login_greets_from_an_idle_server_without_checking_it_out() {
     assert_eq!(run(&mut c, "select 2").await, b'I');
 }
 
+#[tokio::test]
+async fn a_server_that_says_fatal_after_its_transaction_is_closed_and_the_client_never_sees_it() {
+    let b = backends().await;
+    let proxy = pooled("pool_size = 1").await;
+    proxy.publish(&keys(&b, 0));
+    let (mut c, _, _) = proxy.client(0).await;
+    // The server answers, then sends a FATAL and closes, in one chunk (a backend told to
+    // terminate right after the query: shutdown, pg_terminate_backend).
+    assert_eq!(run(&mut c, "select 1 -- DIE AFTER").await, b'I');
+    // The client saw nothing of it: its next transaction runs, on a new server (the dying
+    // one was not given back to the pool with its last words read).
+    assert_eq!(run(&mut c, "select 2").await, b'I');
+    assert_eq!(run(&mut c, "select 3").await, b'I');
+    let seen = b[0].seen.lock().unwrap();
+    assert_eq!(
+        seen.startups, 2,
+        "a new server was opened for the next transaction"
+    );
+    assert_eq!(seen.closed, 1, "the dying server's connection ended");
+}
+
 /// Reads a login's answers up to ReadyForQuery; an error fails the test.
 async fn until_ready(c: &mut TcpStream) {
     loop {

@@ -60,13 +60,17 @@ impl ServerError {
 
 impl ServerError {
     /// The server is shutting down, restarting or not accepting connections yet (57P01,
-    /// 57P02, 57P03): it may be the member Patroni is demoting or promoting, so the
-    /// client should wait for the role's next member rather than get the error.
+    /// 57P02, 57P03), or the connection failed before the login was over (a postmaster
+    /// that exits resets the connections it had not taken yet): it may be the member
+    /// Patroni is demoting or promoting, so the client should wait for the role's next
+    /// member rather than get the error.
     #[must_use]
     pub fn is_transient(&self) -> bool {
         let starting_or_stopping = |code: &str| matches!(code, "57P01" | "57P02" | "57P03");
         match self {
-            Self::Connect(..) | Self::Timeout(..) => true,
+            Self::Connect(..)
+            | Self::Timeout(..)
+            | Self::Auth(_, AuthError::Closed | AuthError::Io(_)) => true,
             // Before authentication (Refused) or while answering it (Auth): both happen.
             Self::Refused { code, .. } | Self::Auth(_, AuthError::Server { code, .. }) => {
                 starting_or_stopping(code)
@@ -311,5 +315,9 @@ mod tests {
         assert!(!during_auth("28P01").is_transient());
         let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         assert!(ServerError::Connect("pg1".into(), io).is_transient());
+        // A postmaster that exits resets the connections it had not taken yet.
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(ServerError::Auth("pg1".into(), AuthError::Io(reset)).is_transient());
+        assert!(ServerError::Auth("pg1".into(), AuthError::Closed).is_transient());
     }
 }

@@ -75,6 +75,8 @@ async fn serve(mut c: TcpStream, pid: i32, seen: Arc<Mutex<Seen>>) {
         return;
     }
     // Every chunk is answered with ReadyForQuery; BEGIN opens a transaction, COMMIT ends it.
+    // "DIE AFTER" in a chunk: answered, then a FATAL and the connection closes (as a
+    // PostgreSQL backend told to terminate right after a query does).
     let mut buf = [0u8; 1024];
     let mut in_txn = false;
     while let Ok(n) = c.read(&mut buf).await {
@@ -84,10 +86,15 @@ async fn serve(mut c: TcpStream, pid: i32, seen: Arc<Mutex<Seen>>) {
         seen.lock().unwrap().bytes_after_startup += n;
         let text = String::from_utf8_lossy(&buf[..n]);
         in_txn = (in_txn || text.contains("BEGIN")) && !text.contains("COMMIT");
-        if c.write_all(&msg(b'Z', if in_txn { b"T" } else { b"I" }))
-            .await
-            .is_err()
-        {
+        let mut out = msg(b'Z', if in_txn { b"T" } else { b"I" });
+        let die = text.contains("DIE AFTER");
+        if die {
+            out.extend(msg(
+                b'E',
+                b"SFATAL\0VFATAL\0C57P01\0Mterminating connection due to administrator command\0\0",
+            ));
+        }
+        if c.write_all(&out).await.is_err() || die {
             break;
         }
     }

@@ -1,13 +1,14 @@
 //! Server → client bytes of a pooled session. Follows message boundaries; decides at
 //! each header, through [`Expected`], whether the message reaches the client, and slips
-//! in the answers rolegate made up. Bodies stream through; only ReadyForQuery and
-//! ParameterStatus are collected whole (they are small), for the session to follow.
+//! in the answers rolegate made up. Bodies stream through; only ReadyForQuery,
+//! ParameterStatus, ErrorResponse and NoticeResponse are collected whole (when small), for
+//! the session to follow.
 
 use super::expect::Expected;
 use crate::protocol::frame::{Body, Seen, HEADER_LEN, MAX_MESSAGE_LEN};
 use crate::protocol::ProtocolError;
 
-/// Largest ParameterStatus body collected.
+/// Largest body collected.
 const MAX_COLLECTED: u32 = 4096;
 
 /// The server's half of a pooled session's stream.
@@ -20,6 +21,9 @@ pub struct Backend {
     /// The current message goes to the client.
     forward: bool,
     collecting: Option<(u8, Body)>,
+    /// Where in the last fed chunk's output the last forwarded ErrorResponse began, when
+    /// it began in that chunk (see [`Backend::error_at`]).
+    error_at: Option<usize>,
 }
 
 impl Backend {
@@ -29,8 +33,16 @@ impl Backend {
         self.left == 0 && self.header_len == 0
     }
 
+    /// Where, in the output of the last [`feed`](Self::feed), the last ErrorResponse it
+    /// forwarded began, if that message began in that chunk: a caller that finds the
+    /// error was not for the client cuts the output there.
+    #[must_use]
+    pub fn error_at(&self) -> Option<usize> {
+        self.error_at
+    }
+
     /// Feeds a server chunk: appends what the client must get to `out`, and pushes
-    /// ReadyForQuery and ParameterStatus messages to `seen`.
+    /// ReadyForQuery, ParameterStatus, ErrorResponse and NoticeResponse messages to `seen`.
     pub fn feed(
         &mut self,
         mut chunk: &[u8],
@@ -38,6 +50,7 @@ impl Backend {
         out: &mut Vec<u8>,
         seen: &mut Vec<Seen>,
     ) -> Result<(), ProtocolError> {
+        self.error_at = None;
         while !chunk.is_empty() {
             if self.left > 0 {
                 let take = chunk
@@ -92,10 +105,13 @@ impl Backend {
         }
         self.forward = expected.on_backend(tag, out);
         if self.forward {
+            if tag == b'E' {
+                self.error_at = Some(out.len());
+            }
             out.extend_from_slice(&self.header);
         }
         self.left = u64::from(len - 4);
-        if matches!(tag, b'Z' | b'S' | b'E') && len - 4 <= MAX_COLLECTED {
+        if matches!(tag, b'Z' | b'S' | b'E' | b'N') && len - 4 <= MAX_COLLECTED {
             self.collecting = Some((tag, Body::with_capacity((len - 4) as usize)));
         }
         if self.left == 0 {

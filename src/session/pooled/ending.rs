@@ -9,6 +9,7 @@ use super::frontend::Flow;
 use super::{apply, Client, Held};
 use crate::config::PoolMode;
 use crate::pool::prepared::ServerStatements;
+use crate::pool::ServerConn;
 use crate::protocol::PgError;
 use crate::stats::ListenerStats;
 
@@ -86,10 +87,69 @@ pub(super) fn killed(reason: String) -> PgError {
         .with_hint("rolegate ended this session (admin KILL or shutdown). Reconnect.")
 }
 
-pub(super) fn lost() -> PgError {
+/// The lent server's connection broke (`cause`) before the transaction ended; logged, as
+/// the client is told only that its transaction's outcome is unknown. `committed_locally`:
+/// the server said, just before, that it stopped waiting for synchronous replication of a
+/// commit because its session was terminated ([`shutdown_during_commit`]). `unanswered`:
+/// nothing came back for the transaction's first request (for the log).
+pub(super) fn lost(
+    conn: &ServerConn,
+    cause: &dyn std::fmt::Display,
+    committed_locally: bool,
+    unanswered: bool,
+) -> PgError {
+    let (member, pid) = (&conn.addr.member, conn.key.pid);
+    tracing::warn!(%member, pid, %cause, committed_locally, unanswered, "server connection lost in the middle of a transaction");
+    lost_error(committed_locally)
+}
+
+/// What the client of [`lost`] is told.
+fn lost_error(committed_locally: bool) -> PgError {
+    if committed_locally {
+        return PgError::fatal(
+            "08006",
+            "rolegate: the server ended the session after committing the transaction locally, before a synchronous standby confirmed it (a shutdown or an administrator's terminate); the commit may be lost if the cluster fails over",
+        )
+        .with_hint("Reconnect and check whether the transaction took effect before running it again.");
+    }
     PgError::fatal(
         "08006",
         "rolegate: the server connection was lost in the middle of a transaction",
     )
     .with_hint("Reconnect and retry the transaction.")
+}
+
+/// Whether a NoticeResponse body is PostgreSQL's warning that a backend being terminated
+/// (57P01, admin shutdown) stopped waiting for synchronous replication of a commit it had
+/// already made locally; the connection closes right after it, without an ErrorResponse.
+pub(super) fn shutdown_during_commit(notice: &[u8]) -> bool {
+    crate::protocol::io::parse_error_fields(notice)
+        .iter()
+        .any(|(k, v)| *k == b'C' && v == "57P01")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(code: &str) -> Vec<u8> {
+        format!("SWARNING\0VWARNING\0C{code}\0Mcanceling the wait for synchronous replication\0\0")
+            .into_bytes()
+    }
+
+    #[test]
+    fn only_the_admin_shutdown_warning_means_committed_locally() {
+        assert!(shutdown_during_commit(&fields("57P01")));
+        // The same warning after a query cancel (the session goes on) has no such code.
+        assert!(!shutdown_during_commit(&fields("01000")));
+        assert!(!shutdown_during_commit(b""));
+    }
+
+    #[test]
+    fn a_commit_cut_by_shutdown_says_its_outcome_is_unknown() {
+        let (plain, cut) = (lost_error(false), lost_error(true));
+        assert_eq!((plain.code, cut.code), ("08006", "08006"));
+        assert!(cut.message.contains("committing the transaction locally"));
+        assert!(!plain.message.contains("locally"));
+    }
 }

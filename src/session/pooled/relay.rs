@@ -30,6 +30,9 @@ enum Step {
     Go,
     /// The transaction ended: give the server back (transaction mode).
     Release,
+    /// The transaction ended, and the server said it is closing: drop it (transaction
+    /// mode).
+    Discard,
     /// The client left; `clean` says whether the server is reusable.
     Left {
         clean: bool,
@@ -70,6 +73,9 @@ struct Relay<'k> {
     /// When the last ReadyForQuery came (a clock reading taken for the query's time,
     /// reused as the transaction's end when the server goes back).
     answered: Option<Instant>,
+    /// The server warned it stopped waiting for a commit's synchronous replication as it
+    /// shuts down (see `lost`).
+    committed_locally: bool,
 }
 
 /// How a transaction ended.
@@ -151,6 +157,7 @@ fn transaction<'s, 'a>(
             replay: None,
             query_sent: None,
             answered: None,
+            committed_locally: false,
         };
         let end = r.steps(c, stream, &mut held).await;
         kept.flow = r.flow;
@@ -194,10 +201,13 @@ impl Relay<'_> {
             };
             match step {
                 Step::Go => {}
-                Step::Release => {
+                Step::Release | Step::Discard => {
                     if let Some(h) = held.take() {
-                        let now = self.answered.take().unwrap_or_else(Instant::now);
-                        c.release_at(h, now);
+                        if matches!(step, Step::Release) {
+                            let now = self.answered.take().unwrap_or_else(Instant::now);
+                            c.release_at(h, now);
+                        }
+                        // Discard: dropped, the server is closed.
                     }
                     if let Some(b) = self.bufs.as_mut() {
                         self.expected.stash(&mut b.queue);
@@ -341,8 +351,11 @@ impl Relay<'_> {
         let leaving = self
             .front
             .feed(&bufs.client_in[..n], &mut ctx, &mut bufs.out)?;
-        if !bufs.out.is_empty() && sock::write_all(&mut conn.stream, &bufs.out).await.is_err() {
-            return Ok(Step::fail(lost()));
+        if !bufs.out.is_empty() {
+            if let Err(e) = sock::write_all(&mut conn.stream, &bufs.out).await {
+                let e = lost(conn, &e, self.committed_locally, self.replay.is_some());
+                return Ok(Step::fail(e));
+            }
         }
         if self.query_sent.is_none() && self.flow.pending > 0 {
             self.query_sent = Some(now.unwrap_or_else(Instant::now));

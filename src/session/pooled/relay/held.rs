@@ -13,7 +13,9 @@ use crate::protocol::{PgError, ProtocolError};
 use crate::route::SessionGuard;
 use crate::session::clients::ClientInfo;
 use crate::session::pooled::bufs::Bufs;
-use crate::session::pooled::ending::{apply_effects, killed, lost, query_done};
+use crate::session::pooled::ending::{
+    apply_effects, killed, lost, query_done, shutdown_during_commit,
+};
 use crate::session::pooled::replay::{refused_unrun, MAX_REPLAYS};
 use crate::session::pooled::{sock, Client, Held};
 use crate::session::shutting_down;
@@ -57,16 +59,36 @@ impl Relay<'_> {
                 return Ok(Step::fail(PgError::fatal("25P03", format!("rolegate: terminating connection: idle in transaction for more than {limit:?} (idle_transaction_timeout)"))));
             }
         };
-        let n = match got {
-            Got::Client(Ok(0) | Err(_)) => return Ok(Step::Left { clean: false }),
+        match got {
+            Got::Client(Ok(0) | Err(_)) => Ok(Step::Left { clean: false }),
             Got::Client(Ok(n)) => {
                 c.listener.stats.bytes_received.add(n as u64);
                 self.replay = None;
-                return self.client_sent(n, h, stream, None).await;
+                self.client_sent(n, h, stream, None).await
             }
-            Got::Server(Ok(0) | Err(_)) => return Ok(Step::fail(lost())),
-            Got::Server(Ok(n)) => n,
-        };
+            Got::Server(r @ (Ok(0) | Err(_))) => {
+                let cause: &dyn std::fmt::Display = match &r {
+                    Err(e) => e,
+                    Ok(_) => &"closed by the server",
+                };
+                let e = lost(conn, cause, self.committed_locally, self.replay.is_some());
+                Ok(Step::fail(e))
+            }
+            Got::Server(Ok(n)) => self.server_sent(n, c, h, stream).await,
+        }
+    }
+
+    /// The lent server sent `n` bytes (in `bufs.server_in`): a refused first request is
+    /// sent elsewhere; else the answers are followed and relayed to the client.
+    async fn server_sent(
+        &mut self,
+        n: usize,
+        c: &mut Client<'_>,
+        h: &mut Held,
+        stream: &mut TcpStream,
+    ) -> Result<Step, ProtocolError> {
+        let bufs = self.bufs.get_or_insert_with(Bufs::new);
+        let conn = h.checkout.conn();
         if let Some(rp) = self.replay.take() {
             let primary = c.listener.service == Service::Primary;
             if let Some(code) = refused_unrun(&bufs.server_in[..n], primary) {
@@ -86,6 +108,10 @@ impl Relay<'_> {
         )?;
         apply_effects(c, &mut self.expected, &mut conn.statements);
         let stats = &c.listener.stats;
+        let transaction_mode = c.setup.mode == PoolMode::Transaction;
+        // An ErrorResponse with no answer owed: the server's last word before it closes
+        // (a FATAL sent while idle: shutdown, pg_terminate_backend, idle_session_timeout).
+        let mut closing = None;
         for s in &bufs.seen {
             match s.tag {
                 b'Z' => {
@@ -93,7 +119,9 @@ impl Relay<'_> {
                     self.flow.status = s.body.first().copied().unwrap_or(b'I');
                     self.answered = query_done(&mut self.query_sent, self.flow, stats);
                 }
+                b'E' if self.flow.pending == 0 => closing = Some(&s.body),
                 b'E' => stats.errors.record_response(&s.body),
+                b'N' => self.committed_locally |= shutdown_during_commit(&s.body),
                 _ => {
                     if let Some((k, v)) = parse_parameter_status(&s.body) {
                         c.params.set(&k, &v);
@@ -102,12 +130,31 @@ impl Relay<'_> {
                 }
             }
         }
+        // `idle()`, field by field: `bufs` is still borrowed.
+        let idle = self.flow.idle() && self.expected.is_empty() && self.back.at_boundary();
+        let release = transaction_mode && idle;
+        if let Some(body) = closing {
+            if release {
+                // The client's transaction is over and the error is not about it: the
+                // client does not see it (when it began in this chunk), and the server
+                // is closed rather than given back with its last words read.
+                if let Some(at) = self.back.error_at() {
+                    bufs.out.truncate(at);
+                }
+                tracing::info!(member = %conn.addr.member, pid = conn.key.pid, "server sent an error after its transaction ended (it is closing); closing it");
+            } else {
+                stats.errors.record_response(body);
+            }
+        }
         stats.bytes_sent.add(bufs.out.len() as u64);
         if !bufs.out.is_empty() && sock::write_all(stream, &bufs.out).await.is_err() {
             return Ok(Step::Left { clean: false });
         }
-        let release = c.setup.mode == PoolMode::Transaction && self.idle();
-        Ok(if release { Step::Release } else { Step::Go })
+        Ok(match (release, closing) {
+            (true, Some(_)) => Step::Discard,
+            (true, None) => Step::Release,
+            (false, _) => Step::Go,
+        })
     }
 }
 
