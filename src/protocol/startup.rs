@@ -64,25 +64,44 @@ impl FirstPacket {
 pub async fn read_first_packet<R: AsyncRead + Unpin>(
     r: &mut R,
 ) -> Result<FirstPacket, ProtocolError> {
+    read_first_packet_after(r, first_read_buffer(), 0).await
+}
+
+/// A buffer for [`read_first_packet_after`]: [`FIRST_READ`] bytes, on the heap (it
+/// becomes the packet, and keeps a connection's first state small).
+#[must_use]
+pub fn first_read_buffer() -> BytesMut {
+    BytesMut::zeroed(FIRST_READ)
+}
+
+/// [`read_first_packet`] when the first `got` bytes of the packet are in `head` already
+/// (read as the connection was accepted); `head` is at least 8 bytes long. The packet is
+/// parsed from `head` itself, grown if it is longer.
+pub async fn read_first_packet_after<R: AsyncRead + Unpin>(
+    r: &mut R,
+    mut head: BytesMut,
+    mut got: usize,
+) -> Result<FirstPacket, ProtocolError> {
     let closed = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::UnexpectedEof => ProtocolError::Closed,
         _ => e.into(),
     };
-    let mut head = [0u8; FIRST_READ];
-    let mut got = 0;
     let mut len = 0;
-    while got < 8 {
-        let n = r.read(&mut head[got..]).await.map_err(closed)?;
-        if n == 0 {
-            return Err(ProtocolError::Closed);
-        }
-        got += n;
+    loop {
         if got >= 4 && len == 0 {
             len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
             if !(8..=MAX_STARTUP_LEN).contains(&len) {
                 return Err(ProtocolError::StartupLength(len));
             }
         }
+        if got >= 8 {
+            break;
+        }
+        let n = r.read(&mut head[got..]).await.map_err(closed)?;
+        if n == 0 {
+            return Err(ProtocolError::Closed);
+        }
+        got += n;
     }
     let len = len as usize;
     if got > len {
@@ -93,10 +112,9 @@ pub async fn read_first_packet<R: AsyncRead + Unpin>(
                 .into(),
         ));
     }
-    let mut raw = BytesMut::zeroed(len);
-    raw[..got].copy_from_slice(&head[..got]);
-    r.read_exact(&mut raw[got..]).await.map_err(closed)?;
-    parse_first_packet(raw)
+    head.resize(len, 0);
+    r.read_exact(&mut head[got..]).await.map_err(closed)?;
+    parse_first_packet(head)
 }
 
 /// How many bytes the first read of a connection asks for: more than a usual startup

@@ -9,7 +9,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::{forward, Shared};
-use crate::protocol::startup::{read_first_packet, FIRST_READ, NO_ENCRYPTION};
+use crate::protocol::startup::{first_read_buffer, read_first_packet_after, NO_ENCRYPTION};
 use crate::protocol::{FirstPacket, PgError, ProtocolError};
 
 /// How long a client may take to send its startup packet (PostgreSQL's authentication_timeout
@@ -64,21 +64,19 @@ async fn negotiate(client: &mut TcpStream) -> Result<FirstPacket, ProtocolError>
     // often in the socket already when the connection is accepted. Read it at once rather
     // than wait for the socket's first readiness event (a turn of the event loop and a
     // wakeup of this task per connection); nothing there yet = the usual wait.
-    // The bytes read go first, then the socket: once they are used up, reads go to the
-    // socket alone.
-    let mut buf = [0u8; FIRST_READ];
-    let n = match (&*socket2::SockRef::from(&*client)).read(&mut buf) {
+    // The bytes read start the packet's buffer; the rest is read from the socket.
+    let mut head = first_read_buffer();
+    let mut got = match (&*socket2::SockRef::from(&*client)).read(&mut head) {
         Ok(0) => return Err(ProtocolError::Closed),
         Ok(n) => n,
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
         Err(e) => return Err(e.into()),
     };
-    let mut early = &buf[..n];
     for _ in 0..3 {
-        let mut from = tokio::io::AsyncReadExt::chain(&mut early, &mut *client);
-        match read_first_packet(&mut from).await? {
+        match read_first_packet_after(client, head, got).await? {
             FirstPacket::SslRequest | FirstPacket::GssEncRequest => {
                 client.write_all(&[NO_ENCRYPTION]).await?;
+                (head, got) = (first_read_buffer(), 0);
             }
             other => return Ok(other),
         }

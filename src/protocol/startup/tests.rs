@@ -176,3 +176,29 @@ async fn bytes_after_the_first_packet_are_refused() {
     };
     assert_eq!(params["application_name"].len(), 900);
 }
+
+#[tokio::test]
+async fn bytes_read_at_accept_start_the_packet_wherever_they_stop() {
+    // Longer than the first read too: the buffer grows to the packet.
+    let long = format!("user\0alice\0application_name\0{}\0\0", "x".repeat(700));
+    for body in [&b"user\0alice\0database\0db1\0\0"[..], long.as_bytes()] {
+        let raw = packet(196_608, body);
+        for early in [0, 1, 3, 4, 7, 8, 20, raw.len().min(FIRST_READ)] {
+            let mut head = first_read_buffer();
+            head[..early].copy_from_slice(&raw[..early]);
+            let mut rest = &raw[early..];
+            let got = read_first_packet_after(&mut rest, head, early).await;
+            let Ok(FirstPacket::Startup { raw: got, params }) = got else {
+                panic!("early {early}: {got:?}");
+            };
+            assert_eq!(&got[..], &raw[..], "early {early}");
+            assert_eq!(params["user"], "alice");
+        }
+    }
+    // More than the packet already read: refused, as when read from the socket.
+    let mut head = first_read_buffer();
+    let two = [packet(SSL_REQUEST, b""), packet(196_608, b"user\0a\0\0")].concat();
+    head[..two.len()].copy_from_slice(&two);
+    let got = read_first_packet_after(&mut &[][..], head, two.len()).await;
+    assert!(matches!(got, Err(ProtocolError::Startup(_))), "{got:?}");
+}
