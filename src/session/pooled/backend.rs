@@ -15,15 +15,19 @@ const MAX_COLLECTED: u32 = 4096;
 #[derive(Debug, Default)]
 pub struct Backend {
     header: [u8; HEADER_LEN],
-    header_len: usize,
-    /// Body bytes of the current message still to come.
-    left: u64,
+    /// (Small types: this is part of every transaction's state.)
+    header_len: u8,
+    /// Body bytes of the current message still to come (at most `MAX_MESSAGE_LEN`).
+    left: u32,
     /// The current message goes to the client.
     forward: bool,
+    /// The server warned it stopped waiting for a commit's synchronous replication as its
+    /// session was terminated (set by the relay; see `ending::lost`).
+    pub committed_locally: bool,
     collecting: Option<(u8, Body)>,
     /// Where in the last fed chunk's output the last forwarded ErrorResponse began, when
     /// it began in that chunk (see [`Backend::error_at`]).
-    error_at: Option<usize>,
+    error_at: Option<u32>,
 }
 
 impl Backend {
@@ -38,7 +42,7 @@ impl Backend {
     /// error was not for the client cuts the output there.
     #[must_use]
     pub fn error_at(&self) -> Option<usize> {
-        self.error_at
+        self.error_at.map(|at| at as usize)
     }
 
     /// Feeds a server chunk: appends what the client must get to `out`, and pushes
@@ -62,18 +66,19 @@ impl Backend {
                 if let Some((_, body)) = &mut self.collecting {
                     body.extend_from_slice(&chunk[..take]);
                 }
-                self.left -= take as u64;
+                self.left -= u32::try_from(take).unwrap_or(u32::MAX);
                 chunk = &chunk[take..];
                 if self.left == 0 {
                     self.finish(seen);
                 }
                 continue;
             }
-            let take = (HEADER_LEN - self.header_len).min(chunk.len());
-            self.header[self.header_len..self.header_len + take].copy_from_slice(&chunk[..take]);
-            self.header_len += take;
+            let have = usize::from(self.header_len);
+            let take = (HEADER_LEN - have).min(chunk.len());
+            self.header[have..have + take].copy_from_slice(&chunk[..take]);
+            self.header_len += take as u8; // at most HEADER_LEN
             chunk = &chunk[take..];
-            if self.header_len == HEADER_LEN {
+            if usize::from(self.header_len) == HEADER_LEN {
                 self.header_len = 0;
                 self.start(expected, out, seen)?;
             }
@@ -106,11 +111,12 @@ impl Backend {
         self.forward = expected.on_backend(tag, out);
         if self.forward {
             if tag == b'E' {
-                self.error_at = Some(out.len());
+                // An output chunk is one read's worth (a few KB); a longer one is not cut.
+                self.error_at = u32::try_from(out.len()).ok();
             }
             out.extend_from_slice(&self.header);
         }
-        self.left = u64::from(len - 4);
+        self.left = len - 4;
         if matches!(tag, b'Z' | b'S' | b'E' | b'N') && len - 4 <= MAX_COLLECTED {
             self.collecting = Some((tag, Body::with_capacity((len - 4) as usize)));
         }

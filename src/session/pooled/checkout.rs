@@ -182,7 +182,7 @@ impl Client<'_> {
     /// Makes a server just checked out the client's: shown in SHOW CLIENTS and the target
     /// of its cancel requests. Returns the `SET`s that give the server the client's
     /// parameters, if it needs any (`prepare`).
-    fn lent(&mut self, held: &mut Held) -> Option<String> {
+    pub(super) fn lent(&mut self, held: &mut Held) -> Option<String> {
         let since = held.checkout.since;
         let pool = held.checkout.pool().clone();
         let conn = held.checkout.conn();
@@ -339,7 +339,7 @@ fn standby_for_primary(listener: &Listener, conn: &ServerConn) -> bool {
 }
 
 /// Runs the `SET`s [`Client::lent`] asked for on the lent server.
-async fn prepare(held: &mut Held, sql: String) -> Result<(), PgError> {
+pub(super) async fn prepare(held: &mut Held, sql: String) -> Result<(), PgError> {
     apply(held.checkout.conn(), &sql).await.map_err(|e| {
         PgError::fatal(
             "08006",

@@ -15,7 +15,9 @@ pub const MAX_REPLAYS: u8 = 3;
 /// buffers are kept across a retry), so only their length is kept here.
 #[derive(Debug)]
 pub struct Replay {
-    pub len: usize,
+    /// (A u32, as the relay's read buffer is a few KB: this is part of every
+    /// transaction's state.)
+    len: u32,
     /// The flow before the chunk was sent.
     pub flow: Flow,
     pub tries: u8,
@@ -26,7 +28,7 @@ impl Replay {
     #[must_use]
     pub fn new(len: usize, flow: Flow) -> Self {
         Self {
-            len,
+            len: u32::try_from(len).unwrap_or(u32::MAX),
             flow,
             tries: 0,
             due: false,
@@ -49,7 +51,7 @@ impl Replay {
 
     /// When a resend is due, its length (and it is no longer due).
     pub fn due(&mut self) -> Option<usize> {
-        std::mem::take(&mut self.due).then_some(self.len)
+        std::mem::take(&mut self.due).then_some(self.len as usize)
     }
 }
 

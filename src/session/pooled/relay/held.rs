@@ -71,7 +71,12 @@ impl Relay<'_> {
                     Err(e) => e,
                     Ok(_) => &"closed by the server",
                 };
-                let e = lost(conn, cause, self.committed_locally, self.replay.is_some());
+                let e = lost(
+                    conn,
+                    cause,
+                    self.back.committed_locally,
+                    self.replay.is_some(),
+                );
                 Ok(Step::fail(e))
             }
             Got::Server(Ok(n)) => self.server_sent(n, c, h, stream).await,
@@ -121,7 +126,7 @@ impl Relay<'_> {
                 }
                 b'E' if self.flow.pending == 0 => closing = Some(&s.body),
                 b'E' => stats.errors.record_response(&s.body),
-                b'N' => self.committed_locally |= shutdown_during_commit(&s.body),
+                b'N' => self.back.committed_locally |= shutdown_during_commit(&s.body),
                 _ => {
                     if let Some((k, v)) = parse_parameter_status(&s.body) {
                         c.params.set(&k, &v);
