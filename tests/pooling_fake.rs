@@ -34,6 +34,14 @@ fn keys(b: &[FakeBackend; 2], leader: usize) -> std::collections::BTreeMap<Strin
     fake::keys(Some(["pg1", "pg2"][leader]), &members, None)
 }
 
+/// Two fake backends, the first the leader, behind a pooled primary listener.
+async fn leader_first(extra: &str) -> ([FakeBackend; 2], Proxy) {
+    let b = backends().await;
+    let proxy = pooled(extra).await;
+    proxy.publish(&keys(&b, 0));
+    (b, proxy)
+}
+
 async fn pooled(extra: &str) -> Proxy {
     let spec = format!(
         "role = \"primary\"\npool_mode = \"transaction\"\nconnect_wait = \"300ms\"\n{extra}"
@@ -65,9 +73,7 @@ async fn fatal(c: &mut TcpStream) -> std::collections::BTreeMap<char, String> {
 
 #[tokio::test]
 async fn many_clients_share_a_small_pool_and_see_rolegates_cancel_key() {
-    let b = backends().await;
-    let proxy = pooled("pool_size = 2").await;
-    proxy.publish(&keys(&b, 0));
+    let (b, proxy) = leader_first("pool_size = 2").await;
     let mut clients = Vec::new();
     for _ in 0..10 {
         let (c, pid, _) = proxy.client(0).await;
@@ -110,9 +116,7 @@ async fn a_transaction_keeps_its_server_and_others_wait_then_time_out() {
 
 #[tokio::test]
 async fn max_client_conn_refuses_at_once_with_53300() {
-    let b = backends().await;
-    let proxy = pooled("max_client_conn = 2").await;
-    proxy.publish(&keys(&b, 0));
+    let (_b, proxy) = leader_first("max_client_conn = 2").await;
     let _a = proxy.client(0).await;
     let _b = proxy.client(0).await;
     let mut c = TcpStream::connect(proxy.addrs[0]).await.unwrap();
@@ -124,9 +128,7 @@ async fn max_client_conn_refuses_at_once_with_53300() {
 
 #[tokio::test]
 async fn client_gone_mid_transaction_never_leaves_a_dirty_server_in_the_pool() {
-    let b = backends().await;
-    let proxy = pooled("pool_size = 4").await;
-    proxy.publish(&keys(&b, 0));
+    let (b, proxy) = leader_first("pool_size = 4").await;
     let (mut a, _, _) = proxy.client(0).await;
     assert_eq!(run(&mut a, "BEGIN").await, b'T');
     drop(a);
@@ -149,9 +151,7 @@ async fn client_gone_mid_transaction_never_leaves_a_dirty_server_in_the_pool() {
 
 #[tokio::test]
 async fn cancel_with_rolegates_key_reaches_the_server_in_use() {
-    let b = backends().await;
-    let proxy = pooled("pool_size = 2").await;
-    proxy.publish(&keys(&b, 0));
+    let (b, proxy) = leader_first("pool_size = 2").await;
     let (mut a, pid, secret) = proxy.client(0).await;
     assert_eq!(run(&mut a, "BEGIN").await, b'T');
     let mut c = TcpStream::connect(proxy.addrs[0]).await.unwrap();
@@ -170,9 +170,7 @@ async fn cancel_with_rolegates_key_reaches_the_server_in_use() {
 
 #[tokio::test]
 async fn leader_change_ends_pooled_transactions_and_moves_new_ones() {
-    let b = backends().await;
-    let proxy = pooled("pool_size = 2").await;
-    proxy.publish(&keys(&b, 0));
+    let (b, proxy) = leader_first("pool_size = 2").await;
     let (mut in_txn, _, _) = proxy.client(0).await;
     let (mut between, _, _) = proxy.client(0).await;
     assert_eq!(run(&mut in_txn, "BEGIN").await, b'T');
@@ -221,9 +219,7 @@ async fn max_db_connections_spans_users_and_reuses_idle_room() {
 
 #[tokio::test]
 async fn a_login_greets_from_an_idle_server_without_checking_it_out() {
-    let b = backends().await;
-    let proxy = pooled("pool_size = 1").await;
-    proxy.publish(&keys(&b, 0));
+    let (_b, proxy) = leader_first("pool_size = 1").await;
     // Every checkout in transaction mode records a transaction time when it ends.
     let lends = || proxy.listeners[0].stats.transaction_time.snapshot().count;
     // The first login opens the server: there is none idle to greet from yet.
@@ -254,9 +250,7 @@ async fn a_login_greets_from_an_idle_server_without_checking_it_out() {
 
 #[tokio::test]
 async fn a_server_that_says_fatal_after_its_transaction_is_closed_and_the_client_never_sees_it() {
-    let b = backends().await;
-    let proxy = pooled("pool_size = 1").await;
-    proxy.publish(&keys(&b, 0));
+    let (b, proxy) = leader_first("pool_size = 1").await;
     let (mut c, _, _) = proxy.client(0).await;
     // The server answers, then sends a FATAL and closes, in one chunk (a backend told to
     // terminate right after the query: shutdown, pg_terminate_backend).
