@@ -81,13 +81,18 @@ async fn primary_node_killed_writes_resume_on_the_new_leader_and_none_is_lost() 
         outcome.errors,
         outcome.longest_gap()
     );
+    println!("errors, by time since the kill:");
+    outcome.print_timeline(killed_at);
     assert_eq!(missing, 0, "acknowledged writes lost");
     assert!(after > 50, "writes resumed on the new leader: {after}");
-    // Only the transactions in flight on the killed server can fail (08006, 8 writers);
-    // new ones are held until the new leader is there.
+    // Only transactions in flight on the killed server can fail (08006); new ones are
+    // held until the new leader is there. Backends outlive a killed postmaster until they
+    // notice, and a commit waiting for its synchronous standby then ends without a word
+    // (PostgreSQL checks the postmaster there): one per writer, or two for a writer that
+    // reconnected at once onto a pooled backend that had not noticed yet.
     let bad: Vec<_> = outcome.errors.keys().filter(|c| *c != "08006").collect();
     assert!(bad.is_empty(), "unexpected errors: {:?}", outcome.errors);
-    assert!(outcome.error_count() <= 8, "errors: {:?}", outcome.errors);
+    assert!(outcome.error_count() <= 16, "errors: {:?}", outcome.errors);
 }
 
 /// Client backends on the server at `port` that started after `since` (its own clock),
