@@ -1,8 +1,6 @@
 //! The first packet of a connection: StartupMessage, SSLRequest, GSSENCRequest or
 //! CancelRequest. It has no type byte: a length, then a 32-bit code.
 
-use std::collections::BTreeMap;
-
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -25,13 +23,50 @@ pub struct CancelKey {
     pub secret: Secret,
 }
 
+/// A startup packet's parameters, in the order sent. A handful per connection: a list,
+/// not a map (no tree nodes to build and free per connection).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StartupParams(Vec<(String, String)>);
+
+impl StartupParams {
+    /// The value of `name`; a later duplicate wins, as PostgreSQL applies them in order.
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of the parameter whose name is `name` ignoring ASCII case (the last one).
+    #[must_use]
+    pub fn get_ignore_case(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| name.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The (name, value) pairs as sent.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Adds a pair (after the others).
+    pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.0.push((name.into(), value.into()));
+    }
+}
+
 /// What a client opened with.
 #[derive(Debug, PartialEq, Eq)]
 pub enum FirstPacket {
     /// A StartupMessage: `raw` is the whole packet, forwarded to the server as is.
     Startup {
         raw: Bytes,
-        params: BTreeMap<String, String>,
+        params: StartupParams,
     },
     SslRequest,
     GssEncRequest,
@@ -47,7 +82,7 @@ impl FirstPacket {
     #[must_use]
     pub fn param(&self, name: &str) -> Option<&str> {
         match self {
-            Self::Startup { params, .. } => params.get(name).map(String::as_str),
+            Self::Startup { params, .. } => params.get(name),
             _ => None,
         }
     }
@@ -150,7 +185,7 @@ fn parse_startup(raw: BytesMut, code: u32) -> Result<FirstPacket, ProtocolError>
         return Err(ProtocolError::Version { major, minor });
     }
     let params = startup_params(&raw[8..])?;
-    if !params.contains_key("user") {
+    if params.get("user").is_none() {
         return Err(ProtocolError::Startup("no \"user\" parameter".into()));
     }
     Ok(FirstPacket::Startup {
@@ -164,13 +199,14 @@ fn parse_startup(raw: BytesMut, code: u32) -> Result<FirstPacket, ProtocolError>
 /// here rather than by a general decoder: every connection pays for it, and this reads
 /// the body once, copying each string once. Bytes that are not UTF-8 are replaced, as a
 /// lossy decoder would; a later duplicate name wins.
-fn startup_params(mut body: &[u8]) -> Result<BTreeMap<String, String>, ProtocolError> {
+fn startup_params(mut body: &[u8]) -> Result<StartupParams, ProtocolError> {
     let layout = || {
         ProtocolError::Startup(
             "invalid startup packet layout: expected a terminator as the last byte".into(),
         )
     };
-    let mut params = BTreeMap::new();
+    // (Eight: libpq sends 3-5, JDBC 7.)
+    let mut params = StartupParams(Vec::with_capacity(8));
     loop {
         let (name, rest) = cstring(body).ok_or_else(layout)?;
         if name.is_empty() {
@@ -181,7 +217,7 @@ fn startup_params(mut body: &[u8]) -> Result<BTreeMap<String, String>, ProtocolE
             };
         }
         let (value, rest) = cstring(rest).ok_or_else(layout)?;
-        params.insert(text(name), text(value));
+        params.0.push((text(name), text(value)));
         body = rest;
     }
 }

@@ -1,7 +1,6 @@
 //! A client's first packet: encryption requests answered with 'N' (TLS is not offered
 //! yet), cancel requests forwarded, a startup packet handed back to the session.
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::time::Duration;
 
@@ -9,7 +8,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::{forward, Shared};
-use crate::protocol::startup::{first_read_buffer, read_first_packet_after, NO_ENCRYPTION};
+use crate::protocol::startup::{
+    first_read_buffer, read_first_packet_after, StartupParams, NO_ENCRYPTION,
+};
 use crate::protocol::{FirstPacket, PgError, ProtocolError};
 
 /// How long a client may take to send its startup packet (PostgreSQL's authentication_timeout
@@ -22,7 +23,7 @@ pub enum First {
     Done,
     /// A session: its parameters and the packet as sent (for passthrough).
     Startup {
-        params: BTreeMap<String, String>,
+        params: StartupParams,
         raw: bytes::Bytes,
     },
 }

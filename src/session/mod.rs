@@ -13,7 +13,6 @@ pub mod gate;
 pub mod intern;
 pub mod pooled;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -32,6 +31,7 @@ pub use clients::{ClientGuard, ClientRegistry, ClientState, NewClient, ServerLin
 pub use gate::{DbSelector, Gate, Stop};
 
 use crate::config::Config;
+use crate::protocol::startup::StartupParams;
 use crate::protocol::{PgError, ProtocolError};
 use crate::route::{CancelMap, Listener};
 use crate::topology::TopologyStore;
@@ -136,7 +136,7 @@ pub fn run(
 /// A client of a pooling listener past its startup packet, in the client registry.
 struct Admitted {
     stream: TcpStream,
-    startup: BTreeMap<String, String>,
+    startup: StartupParams,
     guard: ClientGuard,
 }
 
@@ -159,8 +159,8 @@ fn admit(
             First::Done => return Ok(None),
             First::Startup { params, raw } => (params, raw),
         };
-        let user = params.get("user").map_or("", String::as_str);
-        let db = params.get("database").map_or(user, String::as_str);
+        let user = params.get("user").unwrap_or("");
+        let db = params.get("database").unwrap_or(user);
         tracing::Span::current().record("user", user);
         tracing::Span::current().record("db", db);
         tracing::debug!(user, db, "startup");

@@ -32,7 +32,7 @@ async fn a_session_task_stays_small() {
         .await
         .expect("connect");
     let peer = client.local_addr().expect("peer");
-    let params = std::collections::BTreeMap::new();
+    let params = crate::protocol::startup::StartupParams::default();
     let setup = listener.pool.as_ref().expect("pooling");
     let client2 = TcpStream::connect(tcp.local_addr().expect("addr"))
         .await

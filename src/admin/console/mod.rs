@@ -20,8 +20,6 @@ pub mod pools;
 pub mod table;
 pub mod totals;
 
-use std::collections::BTreeMap;
-
 use bytes::{BufMut, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -47,9 +45,9 @@ pub fn is_console_database(db: &str) -> bool {
 pub async fn run(
     shared: &Shared,
     mut stream: TcpStream,
-    startup: &BTreeMap<String, String>,
+    startup: &crate::protocol::startup::StartupParams,
 ) -> Result<(), ProtocolError> {
-    let user = startup.get("user").cloned().unwrap_or_default();
+    let user = startup.get("user").unwrap_or_default().to_owned();
     let access = match login(shared, &mut stream, &user).await? {
         Ok(a) => a,
         Err(e) => {

@@ -2,7 +2,6 @@
 //! client authentication, the first server checkout, and the greeting (AuthenticationOk,
 //! the server's parameters, rolegate's own cancel key, ReadyForQuery).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
@@ -27,7 +26,7 @@ pub async fn login<'a>(
     listener: &'a Arc<Listener>,
     setup: &'a PoolSetup,
     stream: &mut TcpStream,
-    startup: &BTreeMap<String, String>,
+    startup: &crate::protocol::startup::StartupParams,
     info: &'a ClientInfo,
 ) -> Result<Option<(Box<Client<'a>>, Option<Box<Held>>)>, ProtocolError> {
     let Ok(slot) = setup.clients.try_acquire() else {

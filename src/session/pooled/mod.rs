@@ -14,7 +14,6 @@ pub mod relay;
 pub mod replay;
 mod sock;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -118,7 +117,7 @@ pub fn run<'a>(
     listener: &'a Arc<Listener>,
     setup: &'a PoolSetup,
     stream: TcpStream,
-    startup: BTreeMap<String, String>,
+    startup: crate::protocol::startup::StartupParams,
     info: &'a ClientInfo,
 ) -> impl std::future::Future<Output = Result<(), ProtocolError>> + use<'a> {
     // Boxed, and made here rather than in the block below: the login's state and the

@@ -34,15 +34,9 @@ fn lookup<'t>(text: &'t str, name: &str) -> Option<&'t str> {
 impl ClientParams {
     /// From the startup packet (names compared case-insensitively, as PostgreSQL does).
     #[must_use]
-    pub fn from_startup(params: &BTreeMap<String, String>) -> Self {
-        let find = |t: &str| {
-            params
-                .iter()
-                .find(|(k, _)| t.eq_ignore_ascii_case(k))
-                .map(|(_, v)| v.as_str())
-        };
+    pub fn from_startup(params: &crate::protocol::startup::StartupParams) -> Self {
         let mut me = Self::default();
-        me.set_text(&tracked_text(find));
+        me.set_text(&tracked_text(|t| params.get_ignore_case(t)));
         me
     }
 
@@ -155,6 +149,14 @@ mod tests {
         tracked_text(|k| m.get(k).map(String::as_str))
     }
 
+    fn startup_of(pairs: &[(&str, &str)]) -> crate::protocol::startup::StartupParams {
+        let mut p = crate::protocol::startup::StartupParams::default();
+        for (k, v) in pairs {
+            p.push(*k, *v);
+        }
+        p
+    }
+
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
             .iter()
@@ -164,7 +166,7 @@ mod tests {
 
     #[test]
     fn only_differences_are_set_and_values_are_quoted() {
-        let mut c = ClientParams::from_startup(&map(&[
+        let mut c = ClientParams::from_startup(&startup_of(&[
             ("user", "u"),
             ("application_name", "it's me"),
             ("datestyle", "ISO, DMY"),
@@ -208,7 +210,7 @@ mod tests {
 
     #[test]
     fn adopting_defaults_is_remembered_for_clients_with_the_same_parameters() {
-        let startup = map(&[("application_name", "app")]);
+        let startup = startup_of(&[("application_name", "app")]);
         let server = map(&[("application_name", ""), ("TimeZone", "UTC")]);
         let mut memo = None;
         let mut first = ClientParams::from_startup(&startup);
@@ -223,7 +225,7 @@ mod tests {
         second.adopt_defaults(&server, &mut memo);
         assert!(Arc::ptr_eq(second.text(), &to));
         // Other parameters: worked out afresh, and remembered instead.
-        let mut other = ClientParams::from_startup(&map(&[("application_name", "other")]));
+        let mut other = ClientParams::from_startup(&startup_of(&[("application_name", "other")]));
         other.adopt_defaults(&server, &mut memo);
         assert_eq!(other.get("application_name"), Some("other"));
         assert_eq!(other.get("TimeZone"), Some("UTC"));
