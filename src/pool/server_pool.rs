@@ -310,28 +310,36 @@ impl ServerPool {
         self.take_idle_at(Instant::now())
     }
 
-    /// Runs `f` on the idle connection the next checkout would take, without taking it
-    /// (a new client's greeting needs a server's parameters, not the server). `None`:
-    /// draining, or no idle connection that is still open.
-    pub fn with_idle<R>(&self, f: impl FnOnce(&mut ServerConn) -> R) -> Option<R> {
+    /// Runs `f` on the idle connection the next checkout at `now` would take, without
+    /// taking it (a new client's greeting needs a server's parameters, not the server).
+    /// `None`: draining, or no idle connection fit to use.
+    pub fn with_idle<R>(&self, now: Instant, f: impl FnOnce(&mut ServerConn) -> R) -> Option<R> {
         if self.is_draining() {
             return None;
         }
         let mut idle = self.idle();
-        let conn = idle.last_mut().filter(|c| !c.is_closed())?;
-        Some(f(conn))
+        self.close_unfit_on_top(&mut idle, now);
+        idle.last_mut().map(|conn| f(conn))
     }
 
     fn take_idle_at(&self, now: Instant) -> Option<Box<ServerConn>> {
         let mut idle = self.idle();
-        while let Some(conn) = idle.pop() {
-            if conn.is_closed() || self.expired(&conn, now) {
-                self.close(&conn);
-                continue;
+        self.close_unfit_on_top(&mut idle, now);
+        idle.pop()
+    }
+
+    /// Closes the idle connections next in line (the most recently used) that the server
+    /// closed or that are past their lifetime at `now`, so the next one is fit to use.
+    #[allow(clippy::vec_box)] // the idle list's own type
+    fn close_unfit_on_top(&self, idle: &mut Vec<Box<ServerConn>>, now: Instant) {
+        while let Some(conn) = idle.last() {
+            if !(conn.is_closed() || self.expired(conn, now)) {
+                return;
             }
-            return Some(conn);
+            if let Some(conn) = idle.pop() {
+                self.close(&conn);
+            }
         }
-        None
     }
 
     /// Whether `conn` is past `server_lifetime` at `now`.

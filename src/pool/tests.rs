@@ -282,3 +282,20 @@ async fn a_connection_past_its_lifetime_is_closed_on_release_after_a_reload_shor
     server.expect_open(0).await;
     assert_eq!(pool.counts(), (0, 0));
 }
+
+#[tokio::test]
+async fn a_greeting_never_looks_at_an_idle_connection_past_its_lifetime() {
+    let server = Server::start().await;
+    let pools = pools(0);
+    let pool = pools.get(&server.addr, &login("alice", "app"));
+    pool.checkout().await.unwrap().release();
+    server.expect_open(1).await;
+    assert_eq!(pool.with_idle(std::time::Instant::now(), |_| ()), Some(()));
+    let mut s = (**pools.settings.load()).clone();
+    s.lifetime = Duration::ZERO;
+    pools.apply(s);
+    // Past the new lifetime: closed, as a checkout would, not used for a greeting.
+    assert_eq!(pool.with_idle(std::time::Instant::now(), |_| ()), None);
+    server.expect_open(0).await;
+    assert_eq!(pool.counts(), (0, 0));
+}

@@ -112,7 +112,9 @@ impl Client<'_> {
         let pool = self.sticky_at_hand()?.pool.clone();
         let listener = self.listener;
         let params = &mut self.params;
-        pool.with_idle(|conn| (!standby_for_primary(listener, conn)).then(|| f(params, conn)))?
+        pool.with_idle(Instant::now(), |conn| {
+            (!standby_for_primary(listener, conn)).then(|| f(params, conn))
+        })?
     }
 
     /// The sticky pool, when nothing stands in the way of using it without waiting: not
