@@ -356,8 +356,7 @@ impl Relay<'_> {
             .feed(&bufs.client_in[..n], &mut ctx, &mut bufs.out)?;
         if !bufs.out.is_empty() {
             if let Err(e) = sock::write_all(&mut conn.stream, &bufs.out).await {
-                let e = lost(conn, &e, self.back.committed_locally, self.replay.is_some());
-                return Ok(Step::fail(e));
+                return Ok(self.lost(conn, &e));
             }
         }
         if self.query_sent.is_none() && self.flow.pending > 0 {
@@ -379,6 +378,25 @@ impl Relay<'_> {
     }
 
     fn idle(&self) -> bool {
-        self.flow.idle() && self.expected.is_empty() && self.back.at_boundary()
+        quiet(self.flow, &self.expected, &self.back)
     }
+
+    /// The lent server's connection broke (`cause`): the session ends with 08006 (see
+    /// [`lost`]), saying whether the server had committed locally and, in the log,
+    /// whether it answered the transaction's first request at all.
+    fn lost(&self, conn: &crate::pool::ServerConn, cause: &dyn std::fmt::Display) -> Step {
+        Step::fail(lost(
+            conn,
+            cause,
+            self.back.committed_locally,
+            self.replay.is_some(),
+        ))
+    }
+}
+
+/// Nothing owed either way and the server between messages: the transaction is over
+/// (transaction mode) or the session can stop. Field by field, for callers that hold
+/// another borrow of the relay.
+fn quiet(flow: Flow, expected: &Expected, back: &Backend) -> bool {
+    flow.idle() && expected.is_empty() && back.at_boundary()
 }

@@ -6,16 +6,14 @@ use std::task::{Context, Poll};
 
 use tokio::net::TcpStream;
 
-use super::{Relay, Step};
+use super::{quiet, Relay, Step};
 use crate::config::PoolMode;
 use crate::protocol::io::parse_parameter_status;
 use crate::protocol::{PgError, ProtocolError};
 use crate::route::SessionGuard;
 use crate::session::clients::ClientInfo;
 use crate::session::pooled::bufs::Bufs;
-use crate::session::pooled::ending::{
-    apply_effects, killed, lost, query_done, shutdown_during_commit,
-};
+use crate::session::pooled::ending::{apply_effects, killed, query_done, shutdown_during_commit};
 use crate::session::pooled::replay::{refused_unrun, MAX_REPLAYS};
 use crate::session::pooled::{sock, Client, Held};
 use crate::session::shutting_down;
@@ -66,19 +64,8 @@ impl Relay<'_> {
                 self.replay = None;
                 self.client_sent(n, h, stream, None).await
             }
-            Got::Server(r @ (Ok(0) | Err(_))) => {
-                let cause: &dyn std::fmt::Display = match &r {
-                    Err(e) => e,
-                    Ok(_) => &"closed by the server",
-                };
-                let e = lost(
-                    conn,
-                    cause,
-                    self.back.committed_locally,
-                    self.replay.is_some(),
-                );
-                Ok(Step::fail(e))
-            }
+            Got::Server(Err(e)) => Ok(self.lost(conn, &e)),
+            Got::Server(Ok(0)) => Ok(self.lost(conn, &"closed by the server")),
             Got::Server(Ok(n)) => self.server_sent(n, c, h, stream).await,
         }
     }
@@ -135,9 +122,8 @@ impl Relay<'_> {
                 }
             }
         }
-        // `idle()`, field by field: `bufs` is still borrowed.
-        let idle = self.flow.idle() && self.expected.is_empty() && self.back.at_boundary();
-        let release = transaction_mode && idle;
+        // (`idle()` through the fields: `bufs` is still borrowed.)
+        let release = transaction_mode && quiet(self.flow, &self.expected, &self.back);
         if let Some(body) = closing {
             if release {
                 // The client's transaction is over and the error is not about it: the
