@@ -49,11 +49,6 @@ impl StartupParams {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The (name, value) pairs as sent.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
-    }
-
     /// Adds a pair (after the others).
     pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
         self.0.push((name.into(), value.into()));
@@ -229,10 +224,7 @@ fn cstring(b: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 fn text(b: &[u8]) -> String {
-    match std::str::from_utf8(b) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(b).into_owned(),
-    }
+    String::from_utf8_lossy(b).into_owned()
 }
 
 /// The one-byte answer to SSLRequest/GSSENCRequest when encryption is not offered.
