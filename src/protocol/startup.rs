@@ -23,35 +23,65 @@ pub struct CancelKey {
     pub secret: Secret,
 }
 
-/// A startup packet's parameters, in the order sent. A handful per connection: a list,
-/// not a map (no tree nodes to build and free per connection).
+/// A startup packet's parameters, in the order sent: the body's text, decoded once, and
+/// where each name and value lies in it. Every connection pays for this, so it is one
+/// allocation (the text) rather than one per string, and no tree or list nodes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StartupParams(Vec<(String, String)>);
+pub struct StartupParams {
+    /// Names and values, each followed by a NUL (as in the packet).
+    text: String,
+    /// (name start, value start, value end) in `text`; a name ends one byte (its NUL)
+    /// before its value starts. Inline for eight pairs (libpq sends 3-5, JDBC 7). `u16`
+    /// suffices: a packet is at most 10,000 bytes.
+    pairs: smallvec::SmallVec<[(u16, u16, u16); 8]>,
+}
 
 impl StartupParams {
     /// The value of `name`; a later duplicate wins, as PostgreSQL applies them in order.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.find(|k| k == name.as_bytes())
     }
 
     /// The value of the parameter whose name is `name` ignoring ASCII case (the last one).
     #[must_use]
     pub fn get_ignore_case(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, _)| name.eq_ignore_ascii_case(k))
-            .map(|(_, v)| v.as_str())
+        self.find(|k| name.as_bytes().eq_ignore_ascii_case(k))
     }
 
-    /// Adds a pair (after the others).
-    pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.0.push((name.into(), value.into()));
+    /// The value of the last pair whose name `is` accepts. Names are compared as bytes
+    /// (no character boundary checks for the names passed over).
+    fn find(&self, mut is: impl FnMut(&[u8]) -> bool) -> Option<&str> {
+        let bytes = self.text.as_bytes();
+        let &(_, v, end) = self.pairs.iter().rev().find(|&&(k, v, _)| {
+            bytes
+                .get(usize::from(k)..usize::from(v) - 1)
+                .is_some_and(&mut is)
+        })?;
+        self.text.get(usize::from(v)..usize::from(end))
+    }
+
+    /// Adds a pair (after the others). Names and values hold no NUL (a packet cannot
+    /// carry one); one given here ends the string there.
+    ///
+    /// # Panics
+    /// If the text grows past 64 KiB (a startup packet is at most 10,000 bytes).
+    pub fn push(&mut self, name: &str, value: &str) {
+        let (name, value) = (Self::before_nul(name), Self::before_nul(value));
+        let at =
+            |text: &String| u16::try_from(text.len()).expect("startup parameters under 64 KiB");
+        let k = at(&self.text);
+        self.text.push_str(name);
+        self.text.push('\0');
+        let v = at(&self.text);
+        self.text.push_str(value);
+        let end = at(&self.text);
+        self.text.push('\0');
+        self.pairs.push((k, v, end));
+    }
+
+    fn before_nul(s: &str) -> &str {
+        s.find('\0').map_or(s, |end| &s[..end])
     }
 }
 
@@ -191,40 +221,52 @@ fn parse_startup(raw: BytesMut, code: u32) -> Result<FirstPacket, ProtocolError>
 
 /// The name/value pairs of a StartupMessage body: NUL-terminated strings in pairs, ended
 /// by an empty name that is the packet's last byte (PostgreSQL's layout rules). Parsed
-/// here rather than by a general decoder: every connection pays for it, and this reads
-/// the body once, copying each string once. Bytes that are not UTF-8 are replaced, as a
-/// lossy decoder would; a later duplicate name wins.
-fn startup_params(mut body: &[u8]) -> Result<StartupParams, ProtocolError> {
+/// here rather than by a general decoder: every connection pays for it. The body is
+/// checked for UTF-8 once and copied once; bytes that are not UTF-8 are replaced, as a
+/// lossy decoder would (a replacement is never a NUL, so the layout stays); a later
+/// duplicate name wins.
+fn startup_params(body: &[u8]) -> Result<StartupParams, ProtocolError> {
     let layout = || {
         ProtocolError::Startup(
             "invalid startup packet layout: expected a terminator as the last byte".into(),
         )
     };
-    // (Eight: libpq sends 3-5, JDBC 7.)
-    let mut params = StartupParams(Vec::with_capacity(8));
-    loop {
-        let (name, rest) = cstring(body).ok_or_else(layout)?;
-        if name.is_empty() {
-            return if rest.is_empty() {
-                Ok(params)
-            } else {
-                Err(layout())
-            };
+    // The layout ends with an empty name: the body's last byte is a NUL that ends the
+    // pairs, and the one before it ends the last value (or the body is that NUL alone).
+    let Some((&0, pairs)) = body.split_last() else {
+        return Err(layout());
+    };
+    let text = match String::from_utf8(pairs.to_vec()) {
+        Ok(text) => text,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    };
+    let mut params = StartupParams {
+        text,
+        pairs: smallvec::SmallVec::new(),
+    };
+    let bytes = params.text.as_bytes();
+    let mut at = 0;
+    while at < bytes.len() {
+        let name_end = nul_after(bytes, at).ok_or_else(layout)?;
+        if name_end == at {
+            // An empty name before the end: the pairs ended early.
+            return Err(layout());
         }
-        let (value, rest) = cstring(rest).ok_or_else(layout)?;
-        params.0.push((text(name), text(value)));
-        body = rest;
+        let value_end = nul_after(bytes, name_end + 1).ok_or_else(layout)?;
+        // Both fit: the text is at most a 10,000-byte packet (replacements aside, and a
+        // replaced byte grows to three, so at most 30,000).
+        let offset = |i: usize| u16::try_from(i).map_err(|_| layout());
+        params
+            .pairs
+            .push((offset(at)?, offset(name_end + 1)?, offset(value_end)?));
+        at = value_end + 1;
     }
+    Ok(params)
 }
 
-/// The bytes before the first NUL, and those after it.
-fn cstring(b: &[u8]) -> Option<(&[u8], &[u8])> {
-    let end = b.iter().position(|&c| c == 0)?;
-    Some((&b[..end], &b[end + 1..]))
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+/// The index of the first NUL at or after `from`.
+fn nul_after(b: &[u8], from: usize) -> Option<usize> {
+    b[from..].iter().position(|&c| c == 0).map(|i| from + i)
 }
 
 /// The one-byte answer to SSLRequest/GSSENCRequest when encryption is not offered.

@@ -142,6 +142,16 @@ async fn startup_layout_follows_postgresql() {
     assert_eq!(params.get("user").unwrap(), "v");
     assert_eq!(params.get("options").unwrap(), "");
     assert_eq!(params.get("x").unwrap(), "\u{fffd}");
+    assert_eq!(params.get("X"), None);
+    assert_eq!(params.get_ignore_case("X").unwrap(), "\u{fffd}");
+    assert_eq!(params.get("u"), None, "a value is not a name");
+    // Pairs added later are found the same way, after the packet's.
+    let mut params = params;
+    params.push("DateStyle", "ISO\0junk");
+    params.push("user", "w");
+    assert_eq!(params.get_ignore_case("datestyle").unwrap(), "ISO");
+    assert_eq!(params.get("user").unwrap(), "w");
+    assert_eq!(params.get("options").unwrap(), "");
     // A name without a value, a missing terminator, bytes after the terminator: refused.
     for body in [
         &b"user\0u\0database\0"[..],

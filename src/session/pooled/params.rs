@@ -152,7 +152,7 @@ mod tests {
     fn startup_of(pairs: &[(&str, &str)]) -> crate::protocol::startup::StartupParams {
         let mut p = crate::protocol::startup::StartupParams::default();
         for (k, v) in pairs {
-            p.push(*k, *v);
+            p.push(k, v);
         }
         p
     }
