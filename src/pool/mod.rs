@@ -9,6 +9,7 @@ pub mod db_limit;
 pub mod prepared;
 pub mod server;
 pub mod server_pool;
+pub mod slots;
 
 use crate::fast_hash::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -20,6 +21,7 @@ pub use capacity::Capacity;
 pub use db_limit::{DbSlot, DbSlots};
 pub use server::{Login, ServerConn, ServerError};
 pub use server_pool::{Checkout, Limit, PoolError, PoolSettings, ServerPool};
+pub use slots::ClientSlots;
 
 use crate::route::cancel::BackendAddr;
 
@@ -29,7 +31,7 @@ pub struct PoolSetup {
     pub mode: crate::config::PoolMode,
     pub pools: Arc<Pools>,
     /// One permit per client connection (`max_client_conn`); resized on reload.
-    pub clients: Arc<Capacity>,
+    pub clients: Arc<ClientSlots>,
     /// Statements known to parse, for answering Parse without a server.
     pub known_statements: prepared::KnownStatements,
     /// The pool the last balanced checkout settled on, for new clients of the same
@@ -92,7 +94,7 @@ impl PoolSetup {
         let settings = PoolSettings::from_config(c);
         Some(Self {
             mode,
-            clients: Capacity::new(settings.max_client_conn),
+            clients: ClientSlots::new(settings.max_client_conn),
             pools: Arc::new(Pools::new(settings)),
             known_statements: prepared::KnownStatements::default(),
             seed: Seed::default(),

@@ -29,7 +29,7 @@ pub async fn login<'a>(
     startup: &crate::protocol::startup::StartupParams,
     info: &'a ClientInfo,
 ) -> Result<Option<(Box<Client<'a>>, Option<Box<Held>>)>, ProtocolError> {
-    let Ok(slot) = setup.clients.try_acquire() else {
+    let Some(slot) = setup.clients.try_take() else {
         let e = PgError::fatal(
             "53300",
             format!(

@@ -105,7 +105,7 @@ pub struct Client<'a> {
     /// This client's entry in the client registry (state, kill switch).
     pub info: &'a ClientInfo,
     /// The client's place under `max_client_conn` and its cancel key, for the session's life.
-    _slot: crate::pool::capacity::Permit,
+    _slot: crate::pool::slots::Slot,
     _cancel: crate::route::cancel::CancelGuard,
 }
 
