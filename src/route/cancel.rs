@@ -86,18 +86,24 @@ impl CancelMap {
     pub fn insert_new(self: &Arc<Self>, target: &Arc<PooledTarget>) -> (CancelKey, CancelGuard) {
         let mut map = self.lock();
         loop {
-            let key = CancelKey {
-                pid: rand::random::<i32>() & i32::MAX,
-                secret: crate::protocol::startup::Secret::from_slice(&rand::random::<[u8; 4]>()),
+            let (pid, secret) = (rand::random::<i32>() & i32::MAX, rand::random::<[u8; 4]>());
+            // Each copy made from the bytes: cheaper than cloning a key (a SmallVec's
+            // clone goes through its general extend), and a login makes three.
+            let key = || CancelKey {
+                pid,
+                secret: crate::protocol::startup::Secret::from_slice(&secret),
             };
-            if key.pid != 0 && !map.contains_key(&key) {
-                map.insert(key.clone(), CancelTarget::Pooled(target.clone()));
+            if pid == 0 {
+                continue;
+            }
+            if let std::collections::hash_map::Entry::Vacant(free) = map.entry(key()) {
+                free.insert(CancelTarget::Pooled(target.clone()));
                 drop(map);
                 let guard = CancelGuard {
                     map: self.clone(),
-                    key: key.clone(),
+                    key: key(),
                 };
-                return (key, guard);
+                return (key(), guard);
             }
         }
     }
