@@ -4,7 +4,6 @@
 //! it. A session updates only its own entry, so the registry lock is taken twice per
 //! connection (join, leave), never per transaction.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -236,109 +235,8 @@ pub fn wall(at: Instant) -> SystemTime {
         .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
-/// Who a new client is.
-pub struct NewClient<'a> {
-    pub id: u64,
-    pub listener: &'a Arc<str>,
-    pub user: &'a str,
-    pub database: &'a str,
-    pub peer: SocketAddr,
-    pub pooled: bool,
-}
-
-/// All clients.
-#[derive(Default)]
-pub struct ClientRegistry {
-    map: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
-}
-
-/// Keeps a client listed; dropping it removes the entry.
-pub struct ClientGuard {
-    registry: Arc<ClientRegistry>,
-    pub info: Arc<ClientInfo>,
-}
-
-impl Drop for ClientGuard {
-    fn drop(&mut self) {
-        self.registry.lock().remove(&self.info.id);
-    }
-}
-
-impl ClientRegistry {
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, Arc<ClientInfo>>> {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Lists a client in the Login state.
-    pub fn join(self: &Arc<Self>, c: &NewClient<'_>) -> ClientGuard {
-        let now = SystemTime::now();
-        let info = Arc::new(ClientInfo {
-            id: c.id,
-            listener: c.listener.clone(),
-            user: super::intern::intern(c.user),
-            database: super::intern::intern(c.database),
-            peer: c.peer,
-            connected: now,
-            pooled: c.pooled,
-            now: Mutex::new(Now {
-                state: ClientState::Login,
-                since: Instant::now(),
-                server: None,
-            }),
-            kill_flag: AtomicBool::new(false),
-            kill_waker: AtomicWaker::new(),
-            reason: Mutex::new(None),
-            transactions: AtomicU64::new(0),
-        });
-        self.lock().insert(c.id, info.clone());
-        ClientGuard {
-            registry: self.clone(),
-            info,
-        }
-    }
-
-    /// Wakes every client's session to look at its fence: a fence fired (see
-    /// [`crate::route::SessionGuard::poll_fenced`]). Pooled sessions watch their fence
-    /// through their kill waker, not a waiter list of their own, so fencing costs them
-    /// nothing per step; the few sessions on other members wake for nothing, once.
-    pub fn wake_all(&self) {
-        let all: Vec<Arc<ClientInfo>> = self.lock().values().cloned().collect();
-        for c in all {
-            c.kill_waker.wake();
-        }
-    }
-
-    /// Every client, oldest first.
-    #[must_use]
-    pub fn rows(&self) -> Vec<ClientRow> {
-        let all: Vec<Arc<ClientInfo>> = self.lock().values().cloned().collect();
-        all.iter().map(|c| c.row()).collect()
-    }
-
-    /// How many clients are listed.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Kills the clients `which` selects; returns how many.
-    pub fn kill_where(&self, which: impl Fn(&ClientRow) -> bool, reason: &str) -> usize {
-        let all: Vec<Arc<ClientInfo>> = self.lock().values().cloned().collect();
-        let mut n = 0;
-        for c in all {
-            if which(&c.row()) {
-                c.kill(reason);
-                n += 1;
-            }
-        }
-        n
-    }
-}
+mod registry;
+pub use registry::{ClientGuard, ClientRegistry, NewClient};
 
 #[cfg(test)]
 mod tests {

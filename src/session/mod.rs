@@ -106,7 +106,16 @@ pub fn run(
     let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("session", id, listener = %listener.name, %peer, user = tracing::field::Empty, db = tracing::field::Empty, member = tracing::field::Empty);
     listener.stats.clients_accepted.inc();
-    let admit = Box::pin(admit(shared.clone(), listener.clone(), client, id, peer));
+    // Whether the log level keeps session spans: without one, nothing to record in it.
+    let spans = !span.is_disabled();
+    let admit = Box::pin(admit(
+        shared.clone(),
+        listener.clone(),
+        client,
+        id,
+        peer,
+        spans,
+    ));
     let session = async move {
         let _connected = listener.stats.clients.enter();
         // Taken apart in a statement of its own: a match on the awaited value would keep
@@ -120,16 +129,26 @@ pub fn run(
             }
         };
         let Some(setup) = &listener.pool else { return };
-        if let Err(e) = pooled::run(&shared, &listener, setup, stream, startup, &guard.info).await {
+        if let Err(e) = pooled::run(
+            &shared,
+            &listener,
+            setup,
+            stream,
+            startup,
+            &guard.info,
+            spans,
+        )
+        .await
+        {
             tracing::debug!(error = %e, "session ended");
         }
     };
     // Entering a span on every poll costs even when it records nothing: only when the log
     // level keeps session spans.
-    if span.is_disabled() {
-        Either::Left(session)
-    } else {
+    if spans {
         Either::Right(session.instrument(span))
+    } else {
+        Either::Left(session)
     }
 }
 
@@ -151,6 +170,7 @@ fn admit(
     mut client: TcpStream,
     id: u64,
     peer: SocketAddr,
+    spans: bool,
 ) -> impl std::future::Future<Output = Result<Option<Admitted>, ProtocolError>> {
     async move {
         let (shared, listener) = (&*shared, &listener);
@@ -161,8 +181,11 @@ fn admit(
         };
         let user = params.get("user").unwrap_or("");
         let db = params.get("database").unwrap_or(user);
-        tracing::Span::current().record("user", user);
-        tracing::Span::current().record("db", db);
+        if spans {
+            let span = tracing::Span::current();
+            span.record("user", user);
+            span.record("db", db);
+        }
         tracing::debug!(user, db, "startup");
         if crate::admin::console::is_console_database(db) {
             Box::pin(crate::admin::console::run(shared, client, &params)).await?;

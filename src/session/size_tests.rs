@@ -52,6 +52,7 @@ async fn a_session_task_stays_small() {
         client2,
         params,
         &guard.info,
+        false,
     ));
     println!("pooled future: {pooled} bytes");
     let size = std::mem::size_of_val(&run(shared.clone(), listener.clone(), client, peer));

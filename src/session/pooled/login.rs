@@ -28,6 +28,7 @@ pub async fn login<'a>(
     stream: &mut TcpStream,
     startup: &crate::protocol::startup::StartupParams,
     info: &'a ClientInfo,
+    spans: bool,
 ) -> Result<Option<(Box<Client<'a>>, Option<Box<Held>>)>, ProtocolError> {
     let Some(slot) = setup.clients.try_take() else {
         let e = PgError::fatal(
@@ -83,7 +84,7 @@ pub async fn login<'a>(
         sticky: None,
         parked: None,
         logged_member: None,
-        spans: !tracing::Span::current().is_disabled(),
+        spans,
         info,
         _slot: slot,
         _cancel: cancel,

@@ -119,13 +119,14 @@ pub fn run<'a>(
     stream: TcpStream,
     startup: crate::protocol::startup::StartupParams,
     info: &'a ClientInfo,
+    spans: bool,
 ) -> impl std::future::Future<Output = Result<(), ProtocolError>> + use<'a> {
     // Boxed, and made here rather than in the block below: the login's state and the
     // startup packet are freed once it is done, and the block keeps the socket once, so
     // an idle client keeps only the relay's (small) state.
     let login = Box::pin(async move {
         let mut stream = stream;
-        let login = login::login(shared, listener, setup, &mut stream, &startup, info).await;
+        let login = login::login(shared, listener, setup, &mut stream, &startup, info, spans).await;
         (stream, login)
     });
     async move {
