@@ -68,6 +68,17 @@ def render(header, lines):
     return "\n".join(out)
 
 
+def paired_ratio(runs, reference):
+    """Median, lowest and highest of a target's tps over the reference's in the same round
+    ("-" when no round has both)."""
+    by_round = {r["round"]: float(r["tps"]) for r in reference if r["tps"] and r["status"] == "ok"}
+    ratios = sorted(float(r["tps"]) / by_round[r["round"]]
+                    for r in runs if r["tps"] and r["round"] in by_round and by_round[r["round"]] > 0)
+    if not ratios:
+        return "-"
+    return f"{statistics.median(ratios):.2f}x ({ratios[0]:.2f}-{ratios[-1]:.2f})"
+
+
 def throughput_table(rows, clk_tck):
     groups = {}
     for row in rows:
@@ -85,13 +96,14 @@ def throughput_table(rows, clk_tck):
             scenario,
             target,
             f"{statistics.median(tps):.0f}" if tps else "-",
+            paired_ratio(runs, groups.get((scenario, "pgbouncer"), [])) if target != "pgbouncer" else "",
             f"{sum(r['status'] == 'ok' for r in runs)}/{len(runs)}",
             sum(int(r["failed"]) for r in runs),
             sum(int(r["aborted"]) for r in runs),
             cpu,
             errors[0] if errors else "",
         ])
-    header = ["scenario", "target", "tps (median)", "rounds ok", "failed tx",
+    header = ["scenario", "target", "tps (median)", "vs PgBouncer", "rounds ok", "failed tx",
               "aborted clients", "proxy CPU ms/1000 tx", "first error"]
     return render(header, lines)
 

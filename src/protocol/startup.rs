@@ -55,17 +55,19 @@ impl StartupParams {
         let bytes = self.text.as_bytes();
         let &(_, v, end) = self.pairs.iter().rev().find(|&&(k, v, _)| {
             bytes
-                .get(usize::from(k)..usize::from(v) - 1)
+                .get(usize::from(k)..usize::from(v).saturating_sub(1))
                 .is_some_and(&mut is)
         })?;
         self.text.get(usize::from(v)..usize::from(end))
     }
 
-    /// Adds a pair (after the others). Names and values hold no NUL (a packet cannot
-    /// carry one); one given here ends the string there.
+    /// Adds a pair (after the others), for tests that make parameters without a packet.
+    /// Names and values hold no NUL (a packet cannot carry one); one given here ends the
+    /// string there.
     ///
     /// # Panics
     /// If the text grows past 64 KiB (a startup packet is at most 10,000 bytes).
+    #[cfg(test)]
     pub fn push(&mut self, name: &str, value: &str) {
         let (name, value) = (Self::before_nul(name), Self::before_nul(value));
         let at =
@@ -80,6 +82,7 @@ impl StartupParams {
         self.pairs.push((k, v, end));
     }
 
+    #[cfg(test)]
     fn before_nul(s: &str) -> &str {
         s.find('\0').map_or(s, |end| &s[..end])
     }
