@@ -31,9 +31,9 @@ pub struct ClientRegistry {
 #[derive(Default)]
 struct Table {
     slots: Vec<Option<Arc<ClientInfo>>>,
-    /// Empty slots, reused before the table grows.
+    /// Empty slots, reused before the table grows (the clients listed are the slots
+    /// not in it).
     free: Vec<usize>,
-    len: usize,
     /// The interned names of the last client to join: a new client usually has the same
     /// (an application's connections), and comparing them costs less than interning.
     last_names: Option<(Arc<str>, Arc<str>)>,
@@ -51,7 +51,6 @@ impl Drop for ClientGuard {
         let mut t = self.registry.lock();
         if let Some(entry) = t.slots.get_mut(self.slot) {
             if entry.take().is_some() {
-                t.len -= 1;
                 t.free.push(self.slot);
             }
         }
@@ -105,7 +104,6 @@ impl ClientRegistry {
             t.slots.push(entry);
             t.slots.len() - 1
         };
-        t.len += 1;
         drop(t);
         ClientGuard {
             registry: self.clone(),
@@ -140,7 +138,8 @@ impl ClientRegistry {
     /// How many clients are listed.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.lock().len
+        let t = self.lock();
+        t.slots.len() - t.free.len()
     }
 
     #[must_use]
