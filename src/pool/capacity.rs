@@ -1,5 +1,5 @@
-//! A semaphore whose size can change while permits are out (`pool_size`,
-//! `reserve_pool_size` and `max_client_conn` on reload). Growing adds permits at once;
+//! A semaphore whose size can change while permits are out (`pool_size` and
+//! `reserve_pool_size` on reload; `max_client_conn` is [`super::slots::ClientSlots`]). Growing adds permits at once;
 //! shrinking forgets free permits now and owes the rest, paid by forgetting permits as
 //! they come back, so the limit holds as soon as enough work finishes and no running
 //! transaction is cut.

@@ -30,7 +30,7 @@ pub struct PoolSetup {
     /// Fixed for the listener's life (changing it needs a restart).
     pub mode: crate::config::PoolMode,
     pub pools: Arc<Pools>,
-    /// One permit per client connection (`max_client_conn`); resized on reload.
+    /// One slot per client connection (`max_client_conn`); resized on reload.
     pub clients: Arc<ClientSlots>,
     /// Statements known to parse, for answering Parse without a server.
     pub known_statements: prepared::KnownStatements,

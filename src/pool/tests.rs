@@ -83,6 +83,13 @@ fn pools(db_size: usize) -> Pools {
     })
 }
 
+/// A reload that sets `server_lifetime` to zero: every connection is past it.
+fn reload_with_zero_lifetime(pools: &Pools) {
+    let mut s = (**pools.settings.load()).clone();
+    s.lifetime = Duration::ZERO;
+    pools.apply(s);
+}
+
 fn login(user: &str, database: &str) -> Login {
     Login {
         user: user.into(),
@@ -274,9 +281,7 @@ async fn a_connection_past_its_lifetime_is_closed_on_release_after_a_reload_shor
     let pool = pools.get(&server.addr, &login("alice", "app"));
     let c = pool.checkout().await.unwrap();
     server.expect_open(1).await;
-    let mut s = (**pools.settings.load()).clone();
-    s.lifetime = Duration::ZERO;
-    pools.apply(s);
+    reload_with_zero_lifetime(&pools);
     c.release();
     // Released past the new lifetime: closed, not kept idle.
     server.expect_open(0).await;
@@ -291,9 +296,7 @@ async fn a_greeting_never_looks_at_an_idle_connection_past_its_lifetime() {
     pool.checkout().await.unwrap().release();
     server.expect_open(1).await;
     assert_eq!(pool.with_idle(std::time::Instant::now(), |_| ()), Some(()));
-    let mut s = (**pools.settings.load()).clone();
-    s.lifetime = Duration::ZERO;
-    pools.apply(s);
+    reload_with_zero_lifetime(&pools);
     // Past the new lifetime: closed, as a checkout would, not used for a greeting.
     assert_eq!(pool.with_idle(std::time::Instant::now(), |_| ()), None);
     server.expect_open(0).await;
