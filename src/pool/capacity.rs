@@ -1,149 +1,170 @@
-//! A semaphore whose size can change while permits are out (`pool_size` and
-//! `reserve_pool_size` on reload; `max_client_conn` is [`super::slots::ClientSlots`]). Growing adds permits at once;
-//! shrinking forgets free permits now and owes the rest, paid by forgetting permits as
-//! they come back, so the limit holds as soon as enough work finishes and no running
-//! transaction is cut.
+//! A fair counting limit whose size can change while permits are out (`pool_size` and
+//! `reserve_pool_size` on reload; `max_client_conn` is [`super::slots::ClientSlots`]).
+//!
+//! One mutex guards the count and a FIFO queue of waiters. A permit given back goes
+//! straight to the oldest waiter (counted out on its behalf before it even runs), so a
+//! free permit and a waiter never exist at once and nobody overtakes the queue. Growing
+//! hands the new room to waiters at once; shrinking only lowers the size, and the permits
+//! out above it are not handed on as they come back, so the limit holds as soon as enough
+//! work finishes and no running transaction is cut.
+//!
+//! Waiters have deadlines but no timer each: one sweeper task per capacity, alive while
+//! anyone waits, sleeps until the earliest deadline and lets go of the waiters past it
+//! (tokio's semaphore plus a timeout per waiter cost a timer registration, a waiter-list
+//! lock on every release and two wake-ups' worth of bookkeeping per waiting checkout).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
 
-use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
-/// A resizable counting limit.
+mod acquire;
+#[cfg(test)]
+mod tests;
+
+pub use acquire::Acquire;
+
+/// A resizable, fair counting limit.
 pub struct Capacity {
-    sem: Arc<Semaphore>,
-    /// The configured size; serialises resizes.
-    size: Mutex<usize>,
-    /// Permits still to forget when they are given back (after a shrink).
-    debt: AtomicUsize,
-    /// Permits out now (exact: taken by `acquire`, returned by `Permit`'s drop).
-    out: Arc<AtomicUsize>,
+    state: Mutex<State>,
+    /// Wakes the sweeper when a waiter comes with a deadline before the one it sleeps to
+    /// (possible only after a reload shortened the wait).
+    sooner: Notify,
+}
+
+struct State {
+    size: usize,
+    /// Permits out, counting those granted to waiters that have not taken them yet.
+    out: usize,
+    next_id: u64,
+    /// Waiting acquires, oldest first: ids increase along the queue.
+    queue: VecDeque<Waiter>,
+    /// Acquires let go of the queue and not yet polled: granted a permit (`true`) or past
+    /// their deadline (`false`). At most a few: each is polled right after its wake-up.
+    settled: Vec<(u64, bool)>,
+    /// When the sweeper wakes next; `None` = no sweeper (nobody waits).
+    sweep_at: Option<Instant>,
+}
+
+struct Waiter {
+    id: u64,
+    deadline: Instant,
+    waker: Waker,
+}
+
+impl State {
+    /// Grants a permit to the oldest waiter if there is room; its waker, to wake once the
+    /// lock is released.
+    fn grant_one(&mut self) -> Option<Waker> {
+        if self.out >= self.size {
+            return None;
+        }
+        let w = self.queue.pop_front()?;
+        self.out += 1;
+        self.settled.push((w.id, true));
+        Some(w.waker)
+    }
+
+    /// A permit is back: hands it to the oldest waiter, or frees it.
+    fn give_back(&mut self) -> Option<Waker> {
+        self.out = self.out.saturating_sub(1);
+        self.grant_one()
+    }
 }
 
 impl Capacity {
     #[must_use]
     pub fn new(size: usize) -> Arc<Self> {
         Arc::new(Self {
-            sem: Arc::new(Semaphore::new(size)),
-            size: Mutex::new(size),
-            debt: AtomicUsize::new(0),
-            out: Arc::new(AtomicUsize::new(0)),
+            state: Mutex::new(State {
+                size,
+                out: 0,
+                next_id: 0,
+                queue: VecDeque::new(),
+                settled: Vec::new(),
+                sweep_at: None,
+            }),
+            sooner: Notify::new(),
         })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The configured size.
     #[must_use]
     pub fn size(&self) -> usize {
-        *self.size.lock().unwrap_or_else(PoisonError::into_inner)
+        self.lock().size
     }
 
     /// Permits out now.
     #[must_use]
     pub fn in_use(&self) -> usize {
-        self.out.load(Ordering::Acquire)
+        self.lock().out
     }
 
-    /// Changes the size; permits out stay valid.
+    /// Clients waiting for a permit now.
+    #[must_use]
+    pub fn waiting(&self) -> usize {
+        self.lock().queue.len()
+    }
+
+    /// Changes the size; permits out stay valid. Growing grants the new room to waiters.
     pub fn resize(&self, new: usize) {
-        let mut size = self.size.lock().unwrap_or_else(PoisonError::into_inner);
-        let old = *size;
-        if new > old {
-            let mut grow = new - old;
-            // Cancel debt first: those permits were never forgotten.
-            let paid = self
-                .debt
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| {
-                    Some(d.saturating_sub(grow))
-                })
-                .unwrap_or(0);
-            grow -= paid.min(grow);
-            self.sem.add_permits(grow);
-        } else if new < old {
-            let shrink = old - new;
-            let forgotten = self.sem.forget_permits(shrink);
-            self.debt.fetch_add(shrink - forgotten, Ordering::AcqRel);
+        let mut wake = Vec::new();
+        {
+            let mut s = self.lock();
+            s.size = new;
+            while let Some(w) = s.grant_one() {
+                wake.push(w);
+            }
         }
-        *size = new;
+        wake.into_iter().for_each(Waker::wake);
     }
 
-    /// Waits for a permit.
-    pub async fn acquire(self: &Arc<Self>) -> Result<Permit, AcquireError> {
-        let p = self.sem.clone().acquire_owned().await?;
-        Ok(self.wrap(p))
+    /// A permit if one is free now (never past a waiter: with one waiting, none is free).
+    #[must_use]
+    pub fn try_acquire(self: &Arc<Self>) -> Option<Permit> {
+        {
+            let mut s = self.lock();
+            if s.out >= s.size {
+                return None;
+            }
+            s.out += 1;
+        }
+        Some(self.permit())
     }
 
-    /// A permit if one is free now.
-    pub fn try_acquire(self: &Arc<Self>) -> Result<Permit, TryAcquireError> {
-        let p = self.sem.clone().try_acquire_owned()?;
-        Ok(self.wrap(p))
+    /// Waits for a permit until `deadline`; `None` = none came by then.
+    pub fn acquire(self: &Arc<Self>, deadline: Instant) -> Acquire<'_> {
+        Acquire::new(self, deadline)
     }
 
-    fn wrap(self: &Arc<Self>, p: OwnedSemaphorePermit) -> Permit {
-        self.out.fetch_add(1, Ordering::AcqRel);
+    /// A permit already counted out.
+    fn permit(self: &Arc<Self>) -> Permit {
         Permit {
-            permit: Some(p),
             owner: self.clone(),
+        }
+    }
+
+    fn give_back(&self) {
+        let waker = self.lock().give_back();
+        if let Some(w) = waker {
+            w.wake();
         }
     }
 }
 
-/// A permit of a [`Capacity`]; dropping it gives it back, or pays a shrink's debt.
+/// A permit of a [`Capacity`]; dropping it gives it back (to the oldest waiter, if any).
 pub struct Permit {
-    permit: Option<OwnedSemaphorePermit>,
     owner: Arc<Capacity>,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.owner.out.fetch_sub(1, Ordering::AcqRel);
-        let paid = self
-            .owner
-            .debt
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| d.checked_sub(1))
-            .is_ok();
-        if let Some(p) = self.permit.take() {
-            if paid {
-                p.forget();
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shrinking_with_permits_out_takes_effect_as_they_return() {
-        let c = Capacity::new(3);
-        let a = c.try_acquire().unwrap();
-        let b = c.try_acquire().unwrap();
-        c.resize(1);
-        assert_eq!(c.size(), 1);
-        assert_eq!(c.in_use(), 2);
-        assert!(c.try_acquire().is_err());
-        drop(a);
-        // Still over: b is out and the limit is 1.
-        assert!(c.try_acquire().is_err());
-        drop(b);
-        let only = c.try_acquire().unwrap();
-        assert!(c.try_acquire().is_err());
-        drop(only);
-        assert_eq!(c.in_use(), 0);
-    }
-
-    #[test]
-    fn growing_cancels_debt_before_adding() {
-        let c = Capacity::new(2);
-        let a = c.try_acquire().unwrap();
-        let b = c.try_acquire().unwrap();
-        c.resize(0); // owes 2
-        c.resize(3); // cancels the debt, adds 1
-        let x = c.try_acquire().unwrap();
-        assert!(c.try_acquire().is_err());
-        drop((a, b, x));
-        let held: Vec<_> = (0..3).map(|_| c.try_acquire().unwrap()).collect();
-        assert!(c.try_acquire().is_err());
-        assert_eq!(held.len(), 3);
+        self.owner.give_back();
     }
 }

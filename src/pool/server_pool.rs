@@ -194,9 +194,10 @@ impl ServerPool {
     /// up to `wait_timeout` when `pool_size` (or `max_db_connections`) are in use.
     pub async fn checkout(self: &Arc<Self>) -> Result<Checkout, PoolError> {
         let s = self.settings.load_full();
-        let deadline = tokio::time::Instant::now() + s.wait_timeout;
+        let start = tokio::time::Instant::now();
+        let deadline = start + s.wait_timeout;
         let waiting = self.waiting.enter();
-        let permit = self.acquire(&s).await?;
+        let permit = self.acquire(&s, start).await?;
         let next = self.idle_or_room(&s, deadline).await?;
         drop(waiting);
         let conn = match next {
@@ -214,7 +215,7 @@ impl ServerPool {
         if self.draining.load(Ordering::Acquire) {
             return None;
         }
-        let permit = self.permits.try_acquire().ok()?;
+        let permit = self.permits.try_acquire()?;
         let conn = self.take_idle_at(now)?;
         Some(self.lend(conn, permit, now))
     }

@@ -302,3 +302,36 @@ async fn a_greeting_never_looks_at_an_idle_connection_past_its_lifetime() {
     server.expect_open(0).await;
     assert_eq!(pool.counts(), (0, 0));
 }
+
+#[tokio::test]
+async fn a_client_that_waited_reserve_pool_timeout_gets_a_reserve_connection() {
+    let server = Server::start().await;
+    let pools = pools(0);
+    let mut s = (**pools.settings.load()).clone();
+    (s.size, s.reserve_size) = (1, 1);
+    s.reserve_timeout = Duration::from_millis(50);
+    pools.apply(s);
+    let pool = pools.get(&server.addr, &login("alice", "app"));
+    let _first = pool.checkout().await.unwrap();
+    let started = tokio::time::Instant::now();
+    let _reserve = pool.checkout().await.unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(50) && waited < Duration::from_millis(200),
+        "the reserve connection came after {waited:?}, not after reserve_pool_timeout"
+    );
+    server.expect_open(2).await;
+    assert_eq!(pool.counts(), (2, 0));
+    // pool_size and the reserve are both in use: the next client waits the whole
+    // query_wait_timeout and is told which limit it hit.
+    let started = tokio::time::Instant::now();
+    match pool.checkout().await {
+        Err(PoolError::WaitTimeout(d, Limit::PoolSize(1))) => {
+            assert_eq!(d, Duration::from_millis(200));
+        }
+        Err(e) => panic!("expected the pool_size timeout, got {e}"),
+        Ok(_) => panic!("a third connection past pool_size 1 + reserve 1"),
+    }
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    server.expect_open(2).await;
+}

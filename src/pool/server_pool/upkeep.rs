@@ -38,7 +38,7 @@ impl ServerPool {
         let permit = self
             .permits
             .try_acquire()
-            .map_err(|_| full(Limit::PoolSize(s.size)))?;
+            .ok_or_else(|| full(Limit::PoolSize(s.size)))?;
         let slot = match &self.db {
             Some(db) => Some(
                 db.try_slot()

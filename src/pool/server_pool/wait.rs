@@ -60,7 +60,13 @@ impl ServerPool {
         Ok(Box::new(conn))
     }
 
-    pub(super) async fn acquire(&self, s: &PoolSettings) -> Result<Permit, PoolError> {
+    /// A permit under `pool_size`, waiting from `start` up to `wait_timeout`; after
+    /// `reserve_pool_timeout` of it, one of the reserve if that has room.
+    pub(super) async fn acquire(
+        &self,
+        s: &PoolSettings,
+        start: tokio::time::Instant,
+    ) -> Result<Permit, PoolError> {
         if self.draining.load(Ordering::Acquire) {
             return Err(PoolError::Draining);
         }
@@ -69,19 +75,20 @@ impl ServerPool {
         } else {
             s.wait_timeout
         };
-        if let Ok(Ok(p)) = tokio::time::timeout(first_wait, self.permits.acquire()).await {
+        if let Some(p) = self.permits.acquire(start + first_wait).await {
             return Ok(p);
         }
-        if let Ok(p) = self.reserve.try_acquire() {
+        if let Some(p) = self.reserve.try_acquire() {
             return Ok(p);
         }
-        let rest = s.wait_timeout.saturating_sub(first_wait);
-        match tokio::time::timeout(rest, self.permits.acquire()).await {
-            Ok(Ok(p)) => Ok(p),
-            _ => Err(PoolError::WaitTimeout(
-                s.wait_timeout,
-                Limit::PoolSize(s.size),
-            )),
+        let timeout = || PoolError::WaitTimeout(s.wait_timeout, Limit::PoolSize(s.size));
+        if first_wait >= s.wait_timeout {
+            // No time left: one last look.
+            return self.permits.try_acquire().ok_or_else(timeout);
         }
+        self.permits
+            .acquire(start + s.wait_timeout)
+            .await
+            .ok_or_else(timeout)
     }
 }
