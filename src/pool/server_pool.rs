@@ -21,6 +21,8 @@ mod live;
 mod upkeep;
 mod wait;
 
+use wait::Waits;
+
 /// Limits and timeouts of a pool (a listener's pool settings).
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
@@ -102,7 +104,8 @@ pub struct ServerPool {
 // Lives for one checkout and is moved once; boxing the connection would allocate per checkout.
 #[allow(clippy::large_enum_variant)]
 enum Next {
-    Idle(Box<ServerConn>),
+    /// An idle connection, taken at the clock reading given.
+    Idle(Box<ServerConn>, Instant),
     Room(Option<DbSlot>),
 }
 
@@ -193,19 +196,29 @@ impl ServerPool {
     /// A connection for one transaction (or session): an idle one, or a new one, waiting
     /// up to `wait_timeout` when `pool_size` (or `max_db_connections`) are in use.
     pub async fn checkout(self: &Arc<Self>) -> Result<Checkout, PoolError> {
-        let s = self.settings.load_full();
-        let start = tokio::time::Instant::now();
+        self.checkout_since(Instant::now()).await
+    }
+
+    /// [`checkout`](Self::checkout) for a client waiting since `start` (its clock reading
+    /// serves the deadlines).
+    pub async fn checkout_since(self: &Arc<Self>, start: Instant) -> Result<Checkout, PoolError> {
+        let s = Waits::of(&self.settings.load());
+        let start = tokio::time::Instant::from_std(start);
         let deadline = start + s.wait_timeout;
         let waiting = self.waiting.enter();
-        let permit = self.acquire(&s, start).await?;
-        let next = self.idle_or_room(&s, deadline).await?;
+        let permit = self.acquire(s, start).await?;
+        let next = self.idle_or_room(s, deadline).await?;
         drop(waiting);
-        let conn = match next {
-            Next::Idle(conn) => conn,
+        // The idle list's clock reading is the checkout's time too.
+        let (conn, now) = match next {
+            Next::Idle(conn, now) => (conn, now),
             // Boxed: opening a connection is a large state, needed rarely.
-            Next::Room(slot) => Box::pin(self.open(&s, slot)).await?,
+            Next::Room(slot) => (
+                Box::pin(self.open(s.connect_timeout, slot)).await?,
+                Instant::now(),
+            ),
         };
-        Ok(self.lend(conn, permit, Instant::now()))
+        Ok(self.lend(conn, permit, now))
     }
 
     /// An idle connection right now, without waiting or opening one (the common case,
@@ -228,11 +241,6 @@ impl ServerPool {
             _permit: permit,
             since: now,
         }
-    }
-
-    /// The most recently used idle connection that is still fit to use.
-    fn take_idle(&self) -> Option<Box<ServerConn>> {
-        self.take_idle_at(Instant::now())
     }
 
     /// Runs `f` on the idle connection the next checkout at `now` would take, without

@@ -46,7 +46,7 @@ impl ServerPool {
             ),
             None => None,
         };
-        let conn = self.open(&s, slot).await?;
+        let conn = self.open(s.connect_timeout, slot).await?;
         drop(permit);
         self.put_back(conn, Instant::now());
         Ok(())

@@ -3,9 +3,33 @@
 //! `max_db_connections`, and a new connection to fill it.
 
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use super::{DbSlot, Limit, Next, PoolError, PoolSettings, ServerConn, ServerPool};
 use crate::pool::capacity::Permit;
+
+/// What a checkout reads of the settings, copied out once so that nothing of the settings
+/// (a guard, a reference count) is held while it waits.
+#[derive(Clone, Copy)]
+pub(super) struct Waits {
+    size: usize,
+    reserve_size: usize,
+    reserve_timeout: Duration,
+    pub wait_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl Waits {
+    pub(super) fn of(s: &PoolSettings) -> Self {
+        Self {
+            size: s.size,
+            reserve_size: s.reserve_size,
+            reserve_timeout: s.reserve_timeout,
+            wait_timeout: s.wait_timeout,
+            connect_timeout: s.connect_timeout,
+        }
+    }
+}
 
 impl ServerPool {
     /// An idle connection of this pool, else room under `max_db_connections` for a new
@@ -13,18 +37,22 @@ impl ServerPool {
     /// first of either to come before `deadline`.
     pub(super) async fn idle_or_room(
         &self,
-        s: &PoolSettings,
+        s: Waits,
         deadline: tokio::time::Instant,
     ) -> Result<Next, PoolError> {
         let Some(db) = &self.db else {
-            return Ok(self.take_idle().map_or(Next::Room(None), Next::Idle));
+            let now = Instant::now();
+            return Ok(self
+                .take_idle_at(now)
+                .map_or(Next::Room(None), |conn| Next::Idle(conn, now)));
         };
         loop {
             let idled = db.idled();
             tokio::pin!(idled);
             idled.as_mut().enable();
-            if let Some(conn) = self.take_idle() {
-                return Ok(Next::Idle(conn));
+            let now = Instant::now();
+            if let Some(conn) = self.take_idle_at(now) {
+                return Ok(Next::Idle(conn, now));
             }
             if let Some(slot) = db.try_slot() {
                 return Ok(Next::Room(Some(slot)));
@@ -48,12 +76,11 @@ impl ServerPool {
     /// Opens a connection that holds `slot` for its life.
     pub(super) async fn open(
         &self,
-        s: &PoolSettings,
+        connect_timeout: Duration,
         slot: Option<DbSlot>,
     ) -> Result<Box<ServerConn>, PoolError> {
         // Boxed: opening is rare, and its login state should not sit in every checkout.
-        let mut conn =
-            Box::pin(ServerConn::open(&self.addr, &self.login, s.connect_timeout)).await?;
+        let mut conn = Box::pin(ServerConn::open(&self.addr, &self.login, connect_timeout)).await?;
         conn.db_slot = slot;
         conn.generation = self.generation.load(Ordering::Acquire);
         self.opened.fetch_add(1, Ordering::Relaxed);
@@ -64,7 +91,7 @@ impl ServerPool {
     /// `reserve_pool_timeout` of it, one of the reserve if that has room.
     pub(super) async fn acquire(
         &self,
-        s: &PoolSettings,
+        s: Waits,
         start: tokio::time::Instant,
     ) -> Result<Permit, PoolError> {
         if self.draining.load(Ordering::Acquire) {

@@ -175,7 +175,10 @@ impl Client<'_> {
         };
         drop(waiting);
         // Waits that ended in an error (a timeout) count too.
-        stats.wait_time.record(waited.elapsed());
+        stats.wait_time.record(match &held {
+            Ok(h) => h.checkout.since.saturating_duration_since(waited),
+            Err(_) => waited.elapsed(),
+        });
         let mut held = held.inspect_err(|e| stats.errors.record(e.code.as_bytes()))?;
         held.active.since = held.checkout.since;
         Ok(held)
@@ -225,7 +228,8 @@ impl Client<'_> {
             .take()
             .filter(|s| s.generation == generation && !s.pool.is_draining())?;
         let parked = self.parked.take();
-        match attempt(self, pool.pool.clone(), since, parked).await {
+        let still = Still::Unchanged(generation);
+        match attempt(self, pool.pool.clone(), since, parked, still).await {
             Attempt::Done(held) => {
                 self.sticky = Some(pool);
                 Some(Ok(held))
@@ -244,7 +248,8 @@ impl Client<'_> {
         self.parked = None;
         let this = &*self;
         let held = with_member(this.shared, this.listener, |addr| {
-            attempt(this, this.setup.pools.get(&addr, &this.login), since, None)
+            let pool = this.setup.pools.get(&addr, &this.login);
+            attempt(this, pool, since, None, Still::Serves)
         })
         .await?;
         let listener = self.listener;
@@ -263,15 +268,17 @@ impl Client<'_> {
 }
 
 /// Checks out from `pool`, refusing a server that reports hot standby on a primary
-/// listener, and registers the session on the member for fencing (or reuses `parked`).
+/// listener, registers the session on the member for fencing (or reuses `parked`) and
+/// checks, as `still` says, that the member still serves the listener.
 async fn attempt(
     c: &Client<'_>,
     pool: Arc<ServerPool>,
     since: Instant,
     parked: Option<Parked>,
+    still: Still,
 ) -> Attempt<Held> {
     let user = &pool.login.user;
-    let checkout = match pool.checkout().await {
+    let checkout = match pool.checkout_since(since).await {
         Ok(c) => c,
         Err(PoolError::Server(e)) if e.is_transient() => return Attempt::Failed(e.to_string()),
         Err(PoolError::Draining) => return Attempt::Left,
@@ -282,7 +289,7 @@ async fn attempt(
             ))
         }
     };
-    claim(c, checkout, since, parked, Still::Serves)
+    claim(c, checkout, since, parked, still)
 }
 
 /// How [`claim`] checks, after registering, that the member still serves the listener.
@@ -291,8 +298,9 @@ enum Still {
     /// Load the topology and ask the listener.
     Serves,
     /// The sticky pool's member was the listener's only choice in this generation: it
-    /// still is if no topology was published since (an atomic load, no topology load).
-    /// A reload that excludes it drains its pool, which `try_checkout` sees.
+    /// still is if no topology was published since (an atomic load, no topology load);
+    /// if one was, ask the listener as for `Serves`. A reload that excludes it drains its
+    /// pool, which the checkout sees.
     Unchanged(u64),
 }
 
@@ -321,8 +329,9 @@ fn claim(
         None => listener.sessions.register(member),
     };
     let serves = match still {
-        Still::Serves => listener.serves(&c.shared.topology.load(), member),
-        Still::Unchanged(generation) => c.shared.topology.published() == generation,
+        Still::Unchanged(generation) if c.shared.topology.published() == generation => true,
+        // Something was published since: ask the listener (the member may well still serve).
+        Still::Serves | Still::Unchanged(_) => listener.serves(&c.shared.topology.load(), member),
     };
     if !serves {
         return Attempt::Left; // dropped: the member left the role, its pool is drained
