@@ -138,6 +138,10 @@ pub struct ServerConn {
     pub created_wall: std::time::SystemTime,
     /// When it was last returned to the pool.
     pub idle_since: Instant,
+    /// (the `server_lifetime` in ns it was worked out for, when that lifetime ends; `None` =
+    /// never): checked at every checkout and release, worked out again only after a
+    /// reload changed the lifetime.
+    lifetime_end: Option<(u64, Option<Instant>)>,
     /// Named statements rolegate prepared on it (transaction mode).
     pub statements: ServerStatements,
     /// Its share of `max_db_connections`, held until the connection is dropped.
@@ -237,12 +241,28 @@ impl ServerConn {
             created: now,
             created_wall: std::time::SystemTime::now(),
             idle_since: now,
+            lifetime_end: None,
             statements: ServerStatements::default(),
             db_slot: None,
             generation: 0,
             hot_standby,
             memo: Memo::default(),
         })
+    }
+
+    /// Whether it is past a `server_lifetime` of `lifetime_ns` at `now`.
+    pub fn expired(&mut self, lifetime_ns: u64, now: Instant) -> bool {
+        let end = match self.lifetime_end {
+            Some((ns, end)) if ns == lifetime_ns => end,
+            _ => {
+                let end = self
+                    .created
+                    .checked_add(std::time::Duration::from_nanos(lifetime_ns));
+                self.lifetime_end = Some((lifetime_ns, end));
+                end
+            }
+        };
+        end.is_some_and(|end| now >= end)
     }
 
     /// Whether the server closed the connection while it sat idle (a read would not block).

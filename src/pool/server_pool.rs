@@ -265,7 +265,7 @@ impl ServerPool {
     /// closed or that are past their lifetime at `now`, so the next one is fit to use.
     #[allow(clippy::vec_box)] // the idle list's own type
     fn close_unfit_on_top(&self, idle: &mut Vec<Box<ServerConn>>, now: Instant) {
-        while let Some(conn) = idle.last() {
+        while let Some(conn) = idle.last_mut() {
             if !(conn.is_closed() || self.expired(conn, now)) {
                 return;
             }
@@ -276,14 +276,13 @@ impl ServerPool {
     }
 
     /// Whether `conn` is past `server_lifetime` at `now`.
-    fn expired(&self, conn: &ServerConn, now: Instant) -> bool {
-        nanos(now.saturating_duration_since(conn.created))
-            >= self.lifetime_ns.load(Ordering::Relaxed)
+    fn expired(&self, conn: &mut ServerConn, now: Instant) -> bool {
+        conn.expired(self.lifetime_ns.load(Ordering::Relaxed), now)
     }
 
     fn put_back(&self, mut conn: Box<ServerConn>, now: Instant) {
         if self.draining.load(Ordering::Acquire)
-            || self.expired(&conn, now)
+            || self.expired(&mut conn, now)
             || conn.generation != self.generation.load(Ordering::Acquire)
         {
             self.close(&conn);

@@ -17,8 +17,8 @@ impl ServerPool {
         let keep_total = s.min_size;
         let mut kept = Vec::with_capacity(idle.len());
         let now = Instant::now();
-        for conn in idle.drain(..) {
-            let expired = self.expired(&conn, now) || conn.is_closed();
+        for mut conn in idle.drain(..) {
+            let expired = self.expired(&mut conn, now) || conn.is_closed();
             let idle_too_long = now.saturating_duration_since(conn.idle_since) >= s.idle_timeout
                 && in_use + kept.len() >= keep_total;
             if expired || idle_too_long {
