@@ -95,6 +95,14 @@ impl std::fmt::Debug for ServerCredentials {
     }
 }
 
+/// What rolegate may log into servers with for a client `method` lets in without an
+/// exchange (trust, as [`authenticate_client`] does, without its future); `None` = the
+/// client must be checked.
+#[must_use]
+pub fn trusted(method: AuthMethod, secret: Option<&Secret>) -> Option<ServerCredentials> {
+    (method == AuthMethod::Trust).then(|| ServerCredentials::from_secret(secret))
+}
+
 /// Checks a client by `method` against `secret` (`None`: unknown user) and returns what
 /// rolegate may log into servers with. Unknown users and unusable secrets still get a
 /// full exchange before failing, so they look like a wrong password. Does not send

@@ -47,7 +47,9 @@ pub async fn first_packet(shared: &Shared, client: &mut TcpStream) -> Result<Fir
     };
     match first {
         FirstPacket::Cancel { key, raw } => {
-            forward::cancel(&shared.cancels, &key, &raw).await;
+            // Boxed: connecting to the server is a large state, and this one is part of
+            // every connection's first state.
+            Box::pin(forward::cancel(&shared.cancels, &key, &raw)).await;
             Ok(First::Done)
         }
         FirstPacket::Startup { raw, params } => Ok(First::Startup { params, raw }),
