@@ -1,7 +1,8 @@
 //! The admin console in process, through tokio-postgres (a real driver) against fake
 //! backends: the result sets decode, numbers are real (a waiting client shows in
-//! cl_waiting), permissions and syntax errors carry their SQLSTATE, and a PAUSE whose
-//! console client goes away stops waiting. The real-cluster version is `admin_console.rs`.
+//! cl_waiting), permissions and syntax errors carry their SQLSTATE, a PAUSE whose
+//! console client goes away stops waiting, and time held by PAUSE does not count against
+//! query_wait_timeout. The real-cluster version is `admin_console.rs`.
 
 mod fake;
 
@@ -215,4 +216,45 @@ async fn console_users_authenticate_with_the_auth_file() {
     let v = show(&client, "SHOW VERSION").await;
     assert!(get(&v[0], "version").unwrap().starts_with("rolegate "));
     let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test]
+async fn a_client_held_by_pause_past_query_wait_timeout_still_waits_its_turn_after_resume() {
+    // query_wait_timeout counts the wait for a server, not a PAUSE: a client held longer
+    // than it by PAUSE that then waits behind another client still gets the server.
+    let b = FakeBackend::start(403).await;
+    let spec = "name = \"rw\"\nrole = \"primary\"\npool_mode = \"transaction\"\npool_size = 1\nquery_wait_timeout = \"400ms\"\n";
+    let proxy = Proxy::start_toml(&[spec.to_owned()], Some("type = \"trust\"")).await;
+    let text = "[cluster]\nscope = \"demo\"\n[admin]\nadmin_users = [\"ops\"]\n";
+    let config = rolegate::config::parse(text, "test").unwrap();
+    proxy.shared.config.store(Some(Arc::new(config)));
+    let members = [("pg1", member_json(b.addr, "primary", "running", 1000))];
+    proxy.publish(&fake::keys(Some("pg1"), &members, None));
+    let admin = console(&proxy, "ops").await.unwrap();
+    // Logged in before the PAUSE (a login needs a server's parameters).
+    let (mut first, _, _) = proxy.client(0).await;
+    let (mut second, _, _) = proxy.client(0).await;
+    admin.simple_query("PAUSE postgres").await.unwrap();
+    first.write_all(&query("BEGIN")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    second.write_all(&query("SELECT 1")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    admin.simple_query("RESUME").await.unwrap();
+    // `first` gets the only server and keeps it for a while; `second` waits in the pool.
+    while read_msg(&mut first).await.unwrap().0 != b'Z' {}
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    first.write_all(&query("COMMIT")).await.unwrap();
+    while read_msg(&mut first).await.unwrap().0 != b'Z' {}
+    loop {
+        let (tag, body) = read_msg(&mut second).await.unwrap();
+        assert_ne!(
+            tag,
+            b'E',
+            "the client held by PAUSE was refused: {}",
+            String::from_utf8_lossy(&body)
+        );
+        if tag == b'Z' {
+            break;
+        }
+    }
 }

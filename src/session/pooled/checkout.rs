@@ -144,11 +144,15 @@ impl Client<'_> {
                 *waiting = Some(stats.clients_waiting.enter());
             }
         };
+        // When the wait for a server starts (query_wait_timeout counts from it): after
+        // PAUSE, which clients wait out however long it lasts.
+        let mut start = waited;
         if shared.gate.may_be_paused() {
             wait(&mut waiting);
             // Boxed: needed only under PAUSE, and its state would otherwise be part of
             // every checkout's.
             Box::pin(shared.gate.wait_open(&listener.name, &self.login.database)).await;
+            start = Instant::now();
         }
         if shared.gate.stop_state() != Stop::Running {
             return Err(crate::session::shutting_down());
@@ -156,9 +160,9 @@ impl Client<'_> {
         let topology = self.shared.topology.load();
         let held = {
             let find = async {
-                match self.sticky_checkout(topology.generation, waited).await {
+                match self.sticky_checkout(topology.generation, start).await {
                     Some(held) => held,
-                    None => Box::pin(self.balanced_checkout(&topology, waited)).await,
+                    None => Box::pin(self.balanced_checkout(&topology)).await,
                 }
             };
             let mut find = std::pin::pin!(find);
@@ -217,11 +221,11 @@ impl Client<'_> {
 
     /// The pool of the last checkout, while the topology it was chosen under stands and
     /// it was the only choice: skips member selection and the pool lookup. `None` = go
-    /// the balanced way.
+    /// the balanced way. The pool's wait counts from `start`.
     async fn sticky_checkout(
         &mut self,
         generation: u64,
-        since: Instant,
+        start: Instant,
     ) -> Option<Result<Held, PgError>> {
         let pool = self
             .sticky
@@ -229,7 +233,7 @@ impl Client<'_> {
             .filter(|s| s.generation == generation && !s.pool.is_draining())?;
         let parked = self.parked.take();
         let still = Still::Unchanged(generation);
-        match attempt(self, pool.pool.clone(), since, parked, still).await {
+        match attempt(self, pool.pool.clone(), start, parked, still).await {
             Attempt::Done(held) => {
                 self.sticky = Some(pool);
                 Some(Ok(held))
@@ -240,16 +244,14 @@ impl Client<'_> {
     }
 
     /// Chooses a member (balanced, waiting for one if needed) and checks out from its pool.
-    async fn balanced_checkout(
-        &mut self,
-        topology: &Topology,
-        since: Instant,
-    ) -> Result<Held, PgError> {
+    async fn balanced_checkout(&mut self, topology: &Topology) -> Result<Held, PgError> {
         self.parked = None;
         let this = &*self;
         let held = with_member(this.shared, this.listener, |addr| {
             let pool = this.setup.pools.get(&addr, &this.login);
-            attempt(this, pool, since, None, Still::Serves)
+            // The pool's wait starts now: waiting for a member (a leader on the move)
+            // does not count against query_wait_timeout.
+            attempt(this, pool, Instant::now(), None, Still::Serves)
         })
         .await?;
         let listener = self.listener;
@@ -269,16 +271,17 @@ impl Client<'_> {
 
 /// Checks out from `pool`, refusing a server that reports hot standby on a primary
 /// listener, registers the session on the member for fencing (or reuses `parked`) and
-/// checks, as `still` says, that the member still serves the listener.
+/// checks, as `still` says, that the member still serves the listener. The pool's wait
+/// (query_wait_timeout) counts from `start`.
 async fn attempt(
     c: &Client<'_>,
     pool: Arc<ServerPool>,
-    since: Instant,
+    start: Instant,
     parked: Option<Parked>,
     still: Still,
 ) -> Attempt<Held> {
     let user = &pool.login.user;
-    let checkout = match pool.checkout_since(since).await {
+    let checkout = match pool.checkout_since(start).await {
         Ok(c) => c,
         Err(PoolError::Server(e)) if e.is_transient() => return Attempt::Failed(e.to_string()),
         Err(PoolError::Draining) => return Attempt::Left,
@@ -289,7 +292,7 @@ async fn attempt(
             ))
         }
     };
-    claim(c, checkout, since, parked, still)
+    claim(c, checkout, start, parked, still)
 }
 
 /// How [`claim`] checks, after registering, that the member still serves the listener.
