@@ -43,6 +43,9 @@ pub(super) fn apply_effects(
     statements: &mut ServerStatements,
 ) {
     let fx = &mut expected.effects;
+    if fx.is_empty() {
+        return; // most answers (simple queries, unnamed statements) change nothing
+    }
     for s in fx.prepared.drain(..) {
         c.setup
             .known_statements

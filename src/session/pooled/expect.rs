@@ -94,6 +94,17 @@ pub struct Effects {
     pub reset: bool,
 }
 
+impl Effects {
+    /// Nothing happened to the server's statements.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.prepared.is_empty()
+            && self.not_prepared.is_empty()
+            && self.still_prepared.is_empty()
+            && !self.reset
+    }
+}
+
 /// The queue of awaited responses of one lent server.
 #[derive(Debug, Default)]
 pub struct Expected {
