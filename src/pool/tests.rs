@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use super::{Limit, Login, PoolError, PoolSettings, Pools};
+use super::{Limit, Login, PoolError, PoolSettings, Pools, ServerPool};
 use crate::auth::ServerCredentials;
 use crate::route::cancel::BackendAddr;
 
@@ -90,6 +90,20 @@ fn reload_with_zero_lifetime(pools: &Pools) {
     pools.apply(s);
 }
 
+/// Checks out from `pool`, expecting a wait of the whole query_wait_timeout (200 ms)
+/// that ends with `limit`'s timeout.
+async fn expect_wait_timeout(pool: &Arc<ServerPool>, limit: Limit) {
+    let started = tokio::time::Instant::now();
+    match pool.checkout().await {
+        Err(PoolError::WaitTimeout(d, hit)) => {
+            assert_eq!((d, hit), (Duration::from_millis(200), limit));
+        }
+        Err(e) => panic!("expected the {limit} timeout, got {e}"),
+        Ok(_) => panic!("a checkout got a connection past {limit}"),
+    }
+    assert!(started.elapsed() >= Duration::from_millis(200));
+}
+
 fn login(user: &str, database: &str) -> Login {
     Login {
         user: user.into(),
@@ -106,15 +120,7 @@ async fn busy_connections_of_one_user_make_another_wait_then_time_out() {
     let bob = pools.get(&server.addr, &login("bob", "app"));
     let _a1 = alice.checkout().await.unwrap();
     let _a2 = alice.checkout().await.unwrap();
-    let started = tokio::time::Instant::now();
-    match bob.checkout().await {
-        Err(PoolError::WaitTimeout(d, Limit::MaxDbConnections(2))) => {
-            assert_eq!(d, Duration::from_millis(200));
-        }
-        Err(e) => panic!("expected the max_db_connections timeout, got {e}"),
-        Ok(_) => panic!("bob got a third connection past max_db_connections 2"),
-    }
-    assert!(started.elapsed() >= Duration::from_millis(200));
+    expect_wait_timeout(&bob, Limit::MaxDbConnections(2)).await;
     server.expect_open(2).await;
     let e = bob.checkout().await.err().unwrap().to_string();
     assert!(e.contains("(max_db_connections 2)"), "{e}");
@@ -324,14 +330,6 @@ async fn a_client_that_waited_reserve_pool_timeout_gets_a_reserve_connection() {
     assert_eq!(pool.counts(), (2, 0));
     // pool_size and the reserve are both in use: the next client waits the whole
     // query_wait_timeout and is told which limit it hit.
-    let started = tokio::time::Instant::now();
-    match pool.checkout().await {
-        Err(PoolError::WaitTimeout(d, Limit::PoolSize(1))) => {
-            assert_eq!(d, Duration::from_millis(200));
-        }
-        Err(e) => panic!("expected the pool_size timeout, got {e}"),
-        Ok(_) => panic!("a third connection past pool_size 1 + reserve 1"),
-    }
-    assert!(started.elapsed() >= Duration::from_millis(200));
+    expect_wait_timeout(&pool, Limit::PoolSize(1)).await;
     server.expect_open(2).await;
 }

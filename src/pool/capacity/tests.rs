@@ -12,6 +12,15 @@ async fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
     poll_fn(|cx| Poll::Ready(Pin::new(&mut *f).poll(cx))).await
 }
 
+/// The only permit of `c` (size 1) taken, and two acquires waiting behind it, oldest first.
+async fn held_and_two_waiters(c: &Arc<Capacity>) -> (Permit, Acquire<'_>, Acquire<'_>) {
+    let held = c.try_acquire().unwrap();
+    let (mut first, mut second) = (c.acquire(far()), c.acquire(far()));
+    assert!(poll_once(&mut first).await.is_pending());
+    assert!(poll_once(&mut second).await.is_pending());
+    (held, first, second)
+}
+
 fn far() -> Instant {
     Instant::now() + Duration::from_secs(3600)
 }
@@ -38,11 +47,7 @@ async fn shrinking_with_permits_out_takes_effect_as_they_return() {
 #[tokio::test]
 async fn a_returned_permit_goes_to_the_oldest_waiter_and_nobody_overtakes() {
     let c = Capacity::new(1);
-    let held = c.try_acquire().unwrap();
-    let mut first = c.acquire(far());
-    let mut second = c.acquire(far());
-    assert!(poll_once(&mut first).await.is_pending());
-    assert!(poll_once(&mut second).await.is_pending());
+    let (held, mut first, mut second) = held_and_two_waiters(&c).await;
     assert_eq!(c.waiting(), 2);
     drop(held);
     // Granted to `first` before it runs: not free for anyone else meanwhile.
@@ -60,11 +65,7 @@ async fn a_returned_permit_goes_to_the_oldest_waiter_and_nobody_overtakes() {
 #[tokio::test]
 async fn a_waiter_that_leaves_passes_its_granted_permit_on() {
     let c = Capacity::new(1);
-    let held = c.try_acquire().unwrap();
-    let mut gone = c.acquire(far());
-    let mut next = c.acquire(far());
-    assert!(poll_once(&mut gone).await.is_pending());
-    assert!(poll_once(&mut next).await.is_pending());
+    let (held, gone, mut next) = held_and_two_waiters(&c).await;
     drop(held); // granted to `gone`...
     drop(gone); // ...which leaves without taking it
     let Poll::Ready(Some(p)) = poll_once(&mut next).await else {
@@ -85,11 +86,7 @@ async fn a_waiter_that_leaves_passes_its_granted_permit_on() {
 #[tokio::test]
 async fn growing_grants_the_new_room_to_waiters() {
     let c = Capacity::new(1);
-    let held = c.try_acquire().unwrap();
-    let mut a = c.acquire(far());
-    let mut b = c.acquire(far());
-    assert!(poll_once(&mut a).await.is_pending());
-    assert!(poll_once(&mut b).await.is_pending());
+    let (held, mut a, mut b) = held_and_two_waiters(&c).await;
     c.resize(3);
     assert!(matches!(poll_once(&mut a).await, Poll::Ready(Some(_))));
     assert!(matches!(poll_once(&mut b).await, Poll::Ready(Some(_))));
