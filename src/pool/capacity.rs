@@ -1,5 +1,6 @@
-//! A fair counting limit whose size can change while permits are out (`pool_size` and
-//! `reserve_pool_size` on reload; `max_client_conn` is [`super::slots::ClientSlots`]).
+//! A fair counting limit whose size can change while permits are out: `pool_size` and
+//! `reserve_pool_size` (resized on reload) and `max_db_connections` (`max_client_conn` is
+//! [`super::slots::ClientSlots`]).
 //!
 //! One mutex guards the count and a FIFO queue of waiters. A permit given back goes
 //! straight to the oldest waiter (counted out on its behalf before it even runs), so a

@@ -8,21 +8,27 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Notify;
 
+use super::capacity::{Capacity, Permit};
 use super::server_pool::ServerPool;
 
 /// Room for one open server connection to a (member, database).
-#[derive(Debug)]
 pub struct DbSlot {
-    _permit: OwnedSemaphorePermit,
+    _permit: Permit,
+}
+
+impl std::fmt::Debug for DbSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DbSlot")
+    }
 }
 
 /// The connection budget of one (member, database) of a listener.
 pub struct DbSlots {
     /// `max_db_connections`.
     pub limit: usize,
-    permits: Arc<Semaphore>,
+    permits: Arc<Capacity>,
     /// Every pool of this (member, database), to find idle connections to close for room.
     pools: Mutex<Vec<Weak<ServerPool>>>,
     /// Woken when a connection of this (member, database) goes idle, so a waiting pool can
@@ -35,7 +41,7 @@ impl DbSlots {
     pub fn new(limit: usize) -> Arc<Self> {
         Arc::new(Self {
             limit,
-            permits: Arc::new(Semaphore::new(limit)),
+            permits: Capacity::new(limit),
             pools: Mutex::default(),
             idled: Notify::new(),
         })
@@ -55,21 +61,13 @@ impl DbSlots {
     /// A slot if one is free now.
     #[must_use]
     pub fn try_slot(&self) -> Option<DbSlot> {
-        self.permits
-            .clone()
-            .try_acquire_owned()
-            .ok()
-            .map(|p| DbSlot { _permit: p })
+        self.permits.try_acquire().map(|p| DbSlot { _permit: p })
     }
 
-    /// Waits for a slot (the semaphore is never closed, so this only ever returns one).
-    pub async fn slot(&self) -> Option<DbSlot> {
-        self.permits
-            .clone()
-            .acquire_owned()
-            .await
-            .ok()
-            .map(|p| DbSlot { _permit: p })
+    /// Waits for a slot until `deadline`; `None` = none came by then.
+    pub async fn slot(&self, deadline: tokio::time::Instant) -> Option<DbSlot> {
+        let p = self.permits.acquire(deadline).await?;
+        Some(DbSlot { _permit: p })
     }
 
     /// Closes the longest-idle connection of another pool than `except`; false if none

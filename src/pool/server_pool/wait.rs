@@ -61,14 +61,12 @@ impl ServerPool {
                 continue;
             }
             tokio::select! {
-                Some(slot) = db.slot() => return Ok(Next::Room(Some(slot))),
-                () = &mut idled => {}
-                () = tokio::time::sleep_until(deadline) => {
-                    return Err(PoolError::WaitTimeout(
-                        s.wait_timeout,
-                        Limit::MaxDbConnections(db.limit),
-                    ));
+                slot = db.slot(deadline) => {
+                    return slot.map(|slot| Next::Room(Some(slot))).ok_or(
+                        PoolError::WaitTimeout(s.wait_timeout, Limit::MaxDbConnections(db.limit)),
+                    );
                 }
+                () = &mut idled => {}
             }
         }
     }
