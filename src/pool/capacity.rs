@@ -56,6 +56,22 @@ struct Waiter {
 }
 
 impl State {
+    /// Counts a permit out if one is free (with a waiter queued, none is).
+    fn take(&mut self) -> bool {
+        let free = self.out < self.size;
+        if free {
+            self.out += 1;
+        }
+        free
+    }
+
+    /// The outcome for acquire `id` if the queue let go of it, forgotten once told:
+    /// granted a permit (`true`) or past its deadline (`false`); `None` = still queued.
+    fn settle(&mut self, id: u64) -> Option<bool> {
+        let i = self.settled.iter().position(|&(x, _)| x == id)?;
+        Some(self.settled.swap_remove(i).1)
+    }
+
     /// Grants a permit to the oldest waiter if there is room; its waker, to wake once the
     /// lock is released.
     fn grant_one(&mut self) -> Option<Waker> {
@@ -129,14 +145,8 @@ impl Capacity {
     /// A permit if one is free now (never past a waiter: with one waiting, none is free).
     #[must_use]
     pub fn try_acquire(self: &Arc<Self>) -> Option<Permit> {
-        {
-            let mut s = self.lock();
-            if s.out >= s.size {
-                return None;
-            }
-            s.out += 1;
-        }
-        Some(self.permit())
+        let free = self.lock().take();
+        free.then(|| self.permit())
     }
 
     /// Waits for a permit until `deadline`; `None` = none came by then.

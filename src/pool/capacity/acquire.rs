@@ -37,8 +37,7 @@ impl Future for Acquire<'_> {
         let cap = this.cap;
         let mut s = cap.lock();
         let Some(id) = this.id else {
-            if s.out < s.size {
-                s.out += 1;
+            if s.take() {
                 drop(s);
                 return Poll::Ready(Some(cap.permit()));
             }
@@ -65,8 +64,7 @@ impl Future for Acquire<'_> {
             }
             return Poll::Pending;
         };
-        if let Some(i) = s.settled.iter().position(|&(x, _)| x == id) {
-            let (_, granted) = s.settled.swap_remove(i);
+        if let Some(granted) = s.settle(id) {
             drop(s);
             this.id = None;
             return Poll::Ready(granted.then(|| cap.permit()));
@@ -87,19 +85,16 @@ impl Drop for Acquire<'_> {
         let Some(id) = self.id else { return };
         let waker = {
             let mut s = self.cap.lock();
-            if let Some(i) = s.settled.iter().position(|&(x, _)| x == id) {
-                let (_, granted) = s.settled.swap_remove(i);
+            match s.settle(id) {
                 // A permit granted but never taken goes on to the next waiter.
-                if granted {
-                    s.give_back()
-                } else {
+                Some(true) => s.give_back(),
+                Some(false) => None,
+                None => {
+                    if let Ok(i) = s.queue.binary_search_by_key(&id, |w| w.id) {
+                        s.queue.remove(i);
+                    }
                     None
                 }
-            } else {
-                if let Ok(i) = s.queue.binary_search_by_key(&id, |w| w.id) {
-                    s.queue.remove(i);
-                }
-                None
             }
         };
         if let Some(w) = waker {
