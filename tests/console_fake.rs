@@ -14,9 +14,15 @@ use tokio::io::AsyncWriteExt;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 async fn setup() -> (FakeBackend, Proxy) {
-    let b = FakeBackend::start(401).await;
-    let spec = "name = \"rw\"\nrole = \"primary\"\npool_mode = \"transaction\"\npool_size = 1\nquery_wait_timeout = \"5s\"\n";
-    let proxy = Proxy::start_toml(&[spec.to_owned()], Some("type = \"trust\"")).await;
+    setup_waiting(401, "5s").await
+}
+
+/// A transaction-mode listener with one server and the console's users, against fake
+/// backend `pid`; clients wait for the server up to `query_wait_timeout`.
+async fn setup_waiting(pid: i32, query_wait_timeout: &str) -> (FakeBackend, Proxy) {
+    let b = FakeBackend::start(pid).await;
+    let spec = format!("name = \"rw\"\nrole = \"primary\"\npool_mode = \"transaction\"\npool_size = 1\nquery_wait_timeout = \"{query_wait_timeout}\"\n");
+    let proxy = Proxy::start_toml(&[spec], Some("type = \"trust\"")).await;
     let text =
         "[cluster]\nscope = \"demo\"\n[admin]\nadmin_users = [\"ops\"]\nstats_users = [\"mon\"]\n";
     let config = rolegate::config::parse(text, "test").unwrap();
@@ -222,14 +228,7 @@ async fn console_users_authenticate_with_the_auth_file() {
 async fn a_client_held_by_pause_past_query_wait_timeout_still_waits_its_turn_after_resume() {
     // query_wait_timeout counts the wait for a server, not a PAUSE: a client held longer
     // than it by PAUSE that then waits behind another client still gets the server.
-    let b = FakeBackend::start(403).await;
-    let spec = "name = \"rw\"\nrole = \"primary\"\npool_mode = \"transaction\"\npool_size = 1\nquery_wait_timeout = \"400ms\"\n";
-    let proxy = Proxy::start_toml(&[spec.to_owned()], Some("type = \"trust\"")).await;
-    let text = "[cluster]\nscope = \"demo\"\n[admin]\nadmin_users = [\"ops\"]\n";
-    let config = rolegate::config::parse(text, "test").unwrap();
-    proxy.shared.config.store(Some(Arc::new(config)));
-    let members = [("pg1", member_json(b.addr, "primary", "running", 1000))];
-    proxy.publish(&fake::keys(Some("pg1"), &members, None));
+    let (_b, proxy) = setup_waiting(403, "400ms").await;
     let admin = console(&proxy, "ops").await.unwrap();
     // Logged in before the PAUSE (a login needs a server's parameters).
     let (mut first, _, _) = proxy.client(0).await;

@@ -83,11 +83,16 @@ fn pools(db_size: usize) -> Pools {
     })
 }
 
+/// A reload of the pools' settings changed by `change`.
+fn reload(pools: &Pools, change: impl FnOnce(&mut PoolSettings)) {
+    let mut s = (**pools.settings.load()).clone();
+    change(&mut s);
+    pools.apply(s);
+}
+
 /// A reload that sets `server_lifetime` to zero: every connection is past it.
 fn reload_with_zero_lifetime(pools: &Pools) {
-    let mut s = (**pools.settings.load()).clone();
-    s.lifetime = Duration::ZERO;
-    pools.apply(s);
+    reload(pools, |s| s.lifetime = Duration::ZERO);
 }
 
 /// Checks out from `pool`, expecting a wait of the whole query_wait_timeout (200 ms)
@@ -230,9 +235,7 @@ async fn a_reload_resizes_live_pools_without_closing_busy_connections() {
     let pool = pools.get(&server.addr, &login("app", "db"));
     let first = pool.checkout().await.unwrap();
     let second = pool.checkout().await.unwrap();
-    let mut s = (*pools.settings.load_full()).clone();
-    s.size = 1;
-    pools.apply(s.clone());
+    reload(&pools, |s| s.size = 1);
     // Both busy connections stay open; nothing new is lent while over the new size.
     server.expect_open(2).await;
     assert_eq!(pool.counts(), (2, 0));
@@ -245,8 +248,7 @@ async fn a_reload_resizes_live_pools_without_closing_busy_connections() {
     second.release();
     let c = pool.checkout().await.unwrap();
     assert!(pool.checkout().await.is_err());
-    s.size = 3;
-    pools.apply(s);
+    reload(&pools, |s| s.size = 3);
     let d = pool.checkout().await.unwrap();
     let e = pool.checkout().await.unwrap();
     assert_eq!(pool.counts().0, 3);
@@ -313,10 +315,10 @@ async fn a_greeting_never_looks_at_an_idle_connection_past_its_lifetime() {
 async fn a_client_that_waited_reserve_pool_timeout_gets_a_reserve_connection() {
     let server = Server::start().await;
     let pools = pools(0);
-    let mut s = (**pools.settings.load()).clone();
-    (s.size, s.reserve_size) = (1, 1);
-    s.reserve_timeout = Duration::from_millis(50);
-    pools.apply(s);
+    reload(&pools, |s| {
+        (s.size, s.reserve_size) = (1, 1);
+        s.reserve_timeout = Duration::from_millis(50);
+    });
     let pool = pools.get(&server.addr, &login("alice", "app"));
     let _first = pool.checkout().await.unwrap();
     let started = tokio::time::Instant::now();
