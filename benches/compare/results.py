@@ -4,7 +4,7 @@
     results.py record SCENARIO TARGET ROUND CPU_TICKS PGBENCH_OUTPUT   one TSV row on stdout
     results.py table RESULTS_TSV IDLE_TSV CLK_TCK                      the final tables
 
-A row is: scenario, target, round, cpu_ticks ("-" without a proxy), status (ok: pgbench
+A row is: scenario, target, round, cpu_ticks ("user/system" ticks, "-" without a proxy), status (ok: pgbench
 finished with every client; partial: some clients aborted; failed: no result at all), tps,
 transactions processed, failed transactions, aborted clients, first error message.
 IDLE_TSV rows are: target, then idle_clients.py's key=value line.
@@ -89,8 +89,12 @@ def throughput_table(rows, clk_tck):
         tx = sum(int(r["tx"]) for r in runs)
         cpu = "-"
         if all(r["ticks"] != "-" for r in runs) and tx > 0:
-            seconds = sum(int(r["ticks"]) for r in runs) / clk_tck
-            cpu = f"{seconds * 1000 / tx * 1000:.1f}"
+            user, system = (sum(int(r["ticks"].split("/")[i]) for r in runs) for i in (0, 1))
+
+            def per_1000_tx(ticks):
+                return ticks / clk_tck * 1000 / tx * 1000
+
+            cpu = f"{per_1000_tx(user + system):.1f} ({per_1000_tx(user):.1f} + {per_1000_tx(system):.1f})"
         errors = [r["error"] for r in runs if r["error"]]
         lines.append([
             scenario,
@@ -104,7 +108,7 @@ def throughput_table(rows, clk_tck):
             errors[0] if errors else "",
         ])
     header = ["scenario", "target", "tps (median)", "vs PgBouncer", "rounds ok", "failed tx",
-              "aborted clients", "proxy CPU ms/1000 tx", "first error"]
+              "aborted clients", "proxy CPU ms/1000 tx (user + sys)", "first error"]
     return render(header, lines)
 
 
