@@ -4,13 +4,16 @@
 
 use std::time::{Duration, Instant};
 
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
 use super::expect::Expected;
 use super::frontend::Flow;
 use super::{apply, Client, Held};
 use crate::config::PoolMode;
 use crate::pool::prepared::ServerStatements;
 use crate::pool::ServerConn;
-use crate::protocol::PgError;
+use crate::protocol::{PgError, ProtocolError};
 use crate::stats::ListenerStats;
 
 /// A ReadyForQuery arrived: one query done, and a transaction if the server is idle.
@@ -120,6 +123,37 @@ fn lost_error(committed_locally: bool) -> PgError {
         "rolegate: the server connection was lost in the middle of a transaction",
     )
     .with_hint("Reconnect and retry the transaction.")
+}
+
+/// The client sent something that is not a protocol message (`e`, a length no message
+/// has): the session ends with 08P01, and its server connection, which may hold part of
+/// the client's bytes, is closed.
+pub(super) fn client_broke_protocol(e: &ProtocolError) -> PgError {
+    PgError::fatal("08P01", format!("rolegate: invalid message from the client: {e}"))
+        .with_hint("The session is closed. This is a bug in the client or its driver, or a program that does not speak PostgreSQL's protocol.")
+}
+
+/// The lent server sent something that is not a protocol message (`e`): the connection is
+/// closed and the client's session ends with 08P01.
+pub(super) fn server_broke_protocol(conn: &ServerConn, e: &ProtocolError) -> PgError {
+    let (member, pid) = (&conn.addr.member, conn.key.pid);
+    tracing::warn!(%member, pid, error = %e, "server sent an invalid message; closing its connection");
+    PgError::fatal("08P01", format!("rolegate: invalid message from the server: {e}"))
+        .with_hint("The server connection is closed. Reconnect and retry the transaction; if this repeats, something other than PostgreSQL answers on the member's address.")
+}
+
+/// Ends the session with `e`: counted, and sent if the client's stream is between
+/// messages.
+pub(super) async fn fail(c: &Client<'_>, stream: &mut TcpStream, e: PgError, at_boundary: bool) {
+    c.listener.stats.errors.record(e.code.as_bytes());
+    if at_boundary {
+        say(stream, e).await;
+    }
+}
+
+/// Tells the client `e`, giving up after 100 ms (the session ends either way).
+pub(super) async fn say(stream: &mut TcpStream, e: PgError) {
+    let _ = tokio::time::timeout(Duration::from_millis(100), stream.write_all(&e.encode())).await;
 }
 
 /// Whether a NoticeResponse body is PostgreSQL's warning that a backend being terminated

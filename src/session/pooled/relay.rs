@@ -3,7 +3,7 @@
 //! when a transaction ends (ReadyForQuery idle with nothing owed) and the server can go
 //! back to the pool.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -13,7 +13,7 @@ mod held;
 use super::backend::Backend;
 use super::bufs::Bufs;
 use super::checkout::prepare;
-use super::ending::{finish, killed, lost};
+use super::ending::{client_broke_protocol, fail, finish, killed, lost, say};
 use super::expect::Expected;
 use super::frontend::{Ctx, Flow, Frontend};
 use super::replay::Replay;
@@ -163,20 +163,6 @@ fn transaction<'s, 'a>(
         kept.flow = r.flow;
         end
     }
-}
-
-/// Ends the session with `e`: counted, and sent if the client's stream is between
-/// messages.
-async fn fail(c: &Client<'_>, stream: &mut TcpStream, e: PgError, at_boundary: bool) {
-    c.listener.stats.errors.record(e.code.as_bytes());
-    if at_boundary {
-        say(stream, e).await;
-    }
-}
-
-/// Tells the client `e`, giving up after 100 ms (the session ends either way).
-async fn say(stream: &mut TcpStream, e: PgError) {
-    let _ = tokio::time::timeout(Duration::from_millis(100), stream.write_all(&e.encode())).await;
 }
 
 impl Relay<'_> {
@@ -351,9 +337,13 @@ impl Relay<'_> {
             expected: &mut self.expected,
             flow: &mut self.flow,
         };
-        let leaving = self
+        let leaving = match self
             .front
-            .feed(&bufs.client_in[..n], &mut ctx, &mut bufs.out)?;
+            .feed(&bufs.client_in[..n], &mut ctx, &mut bufs.out)
+        {
+            Ok(leaving) => leaving,
+            Err(e) => return Ok(Step::fail(client_broke_protocol(&e))),
+        };
         if !bufs.out.is_empty() {
             if let Err(e) = sock::write_all(&mut conn.stream, &bufs.out).await {
                 return Ok(self.lost(conn, &e));

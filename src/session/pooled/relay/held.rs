@@ -6,14 +6,16 @@ use std::task::{Context, Poll};
 
 use tokio::net::TcpStream;
 
-use super::{quiet, Relay, Step};
+use super::{quiet, Backend, Relay, Step};
 use crate::config::PoolMode;
 use crate::protocol::io::parse_parameter_status;
 use crate::protocol::{PgError, ProtocolError};
 use crate::route::SessionGuard;
 use crate::session::clients::ClientInfo;
 use crate::session::pooled::bufs::Bufs;
-use crate::session::pooled::ending::{apply_effects, killed, query_done, shutdown_during_commit};
+use crate::session::pooled::ending::{
+    apply_effects, killed, query_done, server_broke_protocol, shutdown_during_commit,
+};
 use crate::session::pooled::replay::{refused_unrun, MAX_REPLAYS};
 use crate::session::pooled::{sock, Client, Held};
 use crate::session::shutting_down;
@@ -92,12 +94,18 @@ impl Relay<'_> {
             }
         }
         bufs.out.clear();
-        self.back.feed(
+        if let Err(e) = self.back.feed(
             &bufs.server_in[..n],
             &mut self.expected,
             &mut bufs.out,
             &mut bufs.seen,
-        )?;
+        ) {
+            // The output ends where the bad message began: the client gets the whole
+            // messages before it, then the error.
+            let _ = sock::write_all(stream, &bufs.out).await;
+            self.back = Backend::default();
+            return Ok(Step::fail(server_broke_protocol(conn, &e)));
+        }
         apply_effects(c, &mut self.expected, &mut conn.statements);
         let stats = &c.listener.stats;
         let transaction_mode = c.setup.mode == PoolMode::Transaction;
