@@ -1,6 +1,7 @@
 //! Pooling against a real Patroni cluster (tests/cluster): psql with COPY in both
-//! directions, the Python drivers (psycopg 3 and psycopg2) and pgbench in every query mode
-//! through a transaction-mode port, and cancel through balanced replica ports.
+//! directions, the Python drivers (psycopg 3 and psycopg2), the JDBC driver and pgbench in
+//! every query mode through a transaction-mode port, and cancel through balanced replica
+//! ports.
 
 mod cluster;
 
@@ -119,6 +120,47 @@ fn psql_copy_and_python_drivers_through_transaction_mode() {
             )
             .unwrap(),
         "2:kept,4:psycopg2 kept"
+    );
+
+    jdbc(port, cluster.dir());
+    // The batch was committed, the insert after it rolled back.
+    assert_eq!(
+        cluster
+            .psql(leader, "SELECT count(*), sum(id) FROM jdbc_items")
+            .unwrap(),
+        "100|5050"
+    );
+}
+
+/// Compiles and runs tests/jdbc/PoolingJdbc.java against `port`: statements the driver
+/// prepared on one server run on another, batches, commit and rollback, an error inside a
+/// transaction, a cursor read in pieces, parameter metadata, and setQueryTimeout's cancel.
+fn jdbc(port: u16, dir: &std::path::Path) {
+    const JAR: &str = "/usr/share/java/postgresql.jar";
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/jdbc/PoolingJdbc.java");
+    let classes = dir.join("jdbc-classes");
+    let javac = Command::new("javac")
+        .arg("-d")
+        .arg(&classes)
+        .args(["-cp", JAR, source])
+        .output()
+        .expect("run javac (scripts/install-deps installs a JDK and the JDBC driver)");
+    assert!(
+        javac.status.success(),
+        "javac failed:\n{}",
+        String::from_utf8_lossy(&javac.stderr)
+    );
+    let out = Command::new("java")
+        .arg("-cp")
+        .arg(format!("{}:{JAR}", classes.display()))
+        .args(["PoolingJdbc", &port.to_string()])
+        .output()
+        .expect("run java");
+    assert!(
+        out.status.success() && out.stdout.starts_with(b"ok"),
+        "the JDBC driver failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
