@@ -255,3 +255,5 @@ fn resets_statements_knows_the_reset_commands_only() {
         assert!(!resets_statements(format!("{q}\0").as_bytes()), "{q:?}");
     }
 }
+
+mod random;
