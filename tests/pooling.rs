@@ -1,5 +1,5 @@
 //! Pooling against a real Patroni cluster (tests/cluster): psql with COPY in both
-//! directions, the Python drivers (psycopg 3 and psycopg2), the JDBC driver and pgbench in
+//! directions, the Python drivers (psycopg 3, psycopg2, asyncpg), the JDBC driver and pgbench in
 //! every query mode through a transaction-mode port, and cancel through balanced replica
 //! ports.
 
@@ -98,7 +98,8 @@ fn psql_copy_and_python_drivers_through_transaction_mode() {
         );
     }
 
-    // psycopg 3 (server-side parameters, auto-prepared statements) and psycopg2.
+    // psycopg 3 (server-side parameters, auto-prepared statements), psycopg2 and asyncpg
+    // (every query a named prepared statement).
     let script = include_str!("pooling_drivers.py");
     let venv = std::env::var("ROLEGATE_VENV").unwrap_or_else(|_| "/opt/rolegate/venv".into());
     let out = Command::new(format!("{venv}/bin/python"))
@@ -120,6 +121,17 @@ fn psql_copy_and_python_drivers_through_transaction_mode() {
             )
             .unwrap(),
         "2:kept,4:psycopg2 kept"
+    );
+
+    // asyncpg's batch and binary COPY went in; its rolled-back insert did not.
+    assert_eq!(
+        cluster
+            .psql(
+                leader,
+                "SELECT count(*), count(*) FILTER (WHERE id = 2000) FROM apg_items"
+            )
+            .unwrap(),
+        "150|0"
     );
 
     jdbc(port, cluster.dir());

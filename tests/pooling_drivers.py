@@ -1,6 +1,10 @@
-# Run by tests/pooling.rs with the Patroni venv's python: psycopg 3 and psycopg2 through a
-# transaction-mode rolegate port given as argv[1]. Any failed check raises (non-zero exit).
+# Run by tests/pooling.rs with the Patroni venv's python: psycopg 3, psycopg2 and asyncpg
+# through a transaction-mode rolegate port given as argv[1] (a pool of two server
+# connections). Any failed check raises (non-zero exit).
+import asyncio
 import sys
+
+import asyncpg
 
 import psycopg
 import psycopg2
@@ -38,4 +42,50 @@ cur.execute("SELECT count(*) FROM py_items WHERE id = 3")
 assert cur.fetchone()[0] == 0
 c2.commit()
 c2.close()
+
+
+async def with_asyncpg():
+    """asyncpg runs every query as a named prepared statement (its statement cache): three
+    connections over two servers run statements prepared on the other server."""
+    port = int(sys.argv[1])
+    conns = [await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", database="postgres")
+             for _ in range(3)]
+    for rnd in range(10):
+        for i, c in enumerate(conns):
+            n = rnd * 10 + i
+            assert await c.fetchval("SELECT $1::int * 2", n) == n * 2
+            row = await c.fetchrow("SELECT $1::text AS t, $2::int AS n", f"c{i}", rnd)
+            assert (row["t"], row["n"]) == (f"c{i}", rnd), row
+    c = conns[0]
+    await c.execute("CREATE TABLE apg_items (id int PRIMARY KEY, name text)")
+    await c.executemany("INSERT INTO apg_items VALUES ($1, $2)", [(i, f"item {i}") for i in range(1, 101)])
+    async with c.transaction():
+        # A cursor fetched 7 rows at a time (Execute with a row limit, PortalSuspended).
+        ids = [r["id"] async for r in c.cursor("SELECT id FROM apg_items ORDER BY id", prefetch=7)]
+        assert ids == list(range(1, 101)), ids
+    try:
+        async with c.transaction():
+            await c.execute("INSERT INTO apg_items VALUES (2000, 'rolled back')")
+            await c.fetchval("SELECT 1 / 0")
+        raise AssertionError("division by zero must fail")
+    except asyncpg.DivisionByZeroError:
+        pass
+    # COPY FROM STDIN in binary.
+    await c.copy_records_to_table("apg_items", records=[(3000 + i, "copied") for i in range(50)])
+    # An explicitly prepared statement, run by a connection that changes servers.
+    ps = await conns[1].prepare("SELECT name FROM apg_items WHERE id = $1")
+    for i in range(1, 20):
+        assert await ps.fetchval(i) == f"item {i}"
+    # A timeout cancels the query with the key rolegate handed out; the connection goes on.
+    try:
+        await conns[2].fetchval("SELECT pg_sleep(20)", timeout=0.5)
+        raise AssertionError("pg_sleep(20) must time out")
+    except asyncio.TimeoutError:
+        pass
+    assert await conns[2].fetchval("SELECT 42") == 42
+    for x in conns:
+        await x.close()
+
+
+asyncio.run(with_asyncpg())
 print("ok")
