@@ -98,6 +98,20 @@ fn psql_copy_and_python_drivers_through_transaction_mode() {
         );
     }
 
+    python_drivers(&cluster, port, leader);
+    jdbc(port, cluster.dir());
+    // The batch was committed, the insert after it rolled back.
+    assert_eq!(
+        cluster
+            .psql(leader, "SELECT count(*), sum(id) FROM jdbc_items")
+            .unwrap(),
+        "100|5050"
+    );
+}
+
+/// psycopg 3, psycopg2 and asyncpg (tests/pooling_drivers.py) through `port`, and what they
+/// committed (and did not) on the leader.
+fn python_drivers(cluster: &Cluster, port: u16, leader: u16) {
     // psycopg 3 (server-side parameters, auto-prepared statements), psycopg2 and asyncpg
     // (every query a named prepared statement).
     let script = include_str!("pooling_drivers.py");
@@ -132,15 +146,6 @@ fn psql_copy_and_python_drivers_through_transaction_mode() {
             )
             .unwrap(),
         "150|0"
-    );
-
-    jdbc(port, cluster.dir());
-    // The batch was committed, the insert after it rolled back.
-    assert_eq!(
-        cluster
-            .psql(leader, "SELECT count(*), sum(id) FROM jdbc_items")
-            .unwrap(),
-        "100|5050"
     );
 }
 
