@@ -68,10 +68,10 @@ fn check_messages(bytes: &[u8], seed: u64, server_hung_up: bool) -> Vec<u8> {
     let mut tags = Vec::new();
     let mut rest = bytes;
     while !rest.is_empty() {
-        assert!(rest.len() >= 5, "seed {seed}: a cut-off header {rest:?}");
         if server_hung_up && !first_message_whole(rest) {
             break;
         }
+        assert!(rest.len() >= 5, "seed {seed}: a cut-off header {rest:?}");
         let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
         assert!(len >= 4, "seed {seed}: length {len} in {:?}", &rest[..5]);
         assert!(
@@ -286,20 +286,7 @@ async fn servers_sending_garbage_give_clients_errors_and_the_pool_heals() {
     let backend = HostileBackend::start(1000).await;
     let proxy = pooled("").await;
     proxy.publish(&keys(backend.addr));
-    let (mut errors, mut framing_errors) = (0, 0);
-    for seed in seeds(0..200) {
-        let Ok((mut c, _)) = login(&proxy, seed).await else {
-            errors += 1;
-            continue;
-        };
-        c.write_all(&query("select 1")).await.unwrap();
-        let got = read_all(&mut c, seed, true).await;
-        let tags = check_messages(&got, seed, true);
-        errors += usize::from(tags.contains(&b'E'));
-        let said = String::from_utf8_lossy(&got);
-        framing_errors += usize::from(said.contains("invalid message from the server"));
-        assert_no_panics();
-    }
+    let (errors, framing_errors) = hostile_server_exchanges(&proxy, seeds(0..200), true).await;
     // A message length no message has ends the session with an error saying so, not with
     // the connection just closing.
     if std::env::var("HOSTILE_SEED").is_err() {
@@ -324,21 +311,73 @@ async fn servers_sending_garbage_give_clients_errors_and_the_pool_heals() {
     assert_no_panics();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_sending_garbage_through_a_passthrough_port() {
+    count_panics();
+    let backend = HostileBackend::start(5000).await;
+    let proxy = Proxy::start_toml(
+        &["role = \"primary\"\nconnect_wait = \"300ms\"".to_owned()],
+        None,
+    )
+    .await;
+    proxy.publish(&keys(backend.addr));
+    // Each client has its own server session, its bytes relayed as they come: the login's
+    // garbage reaches the client as the server sent it, but a length no message has still
+    // ends the session with rolegate's error (when the client's stream is between messages).
+    let (_, framing_errors) = hostile_server_exchanges(&proxy, seeds(0..200), false).await;
+    if std::env::var("HOSTILE_SEED").is_err() {
+        assert!(
+            framing_errors > 0,
+            "no client was told its server sent an invalid message"
+        );
+    }
+    backend.sane.store(true, Ordering::Relaxed);
+    select_one_works(&proxy, "a passthrough client once the server is sane").await;
+    assert_no_panics();
+}
+
+/// Each seed's client logs in and runs one query, its server hostile now and then. Returns
+/// how many saw an error, and how many were told their server sent an invalid message.
+async fn hostile_server_exchanges(proxy: &Proxy, seeds: Vec<u64>, pooled: bool) -> (usize, usize) {
+    let (mut errors, mut framing_errors) = (0, 0);
+    for seed in seeds {
+        let got = match login(proxy, seed, pooled).await {
+            Ok(mut c) => {
+                c.write_all(&query("select 1")).await.unwrap();
+                let got = read_all(&mut c, seed, true).await;
+                let tags = check_messages(&got, seed, true);
+                errors += usize::from(tags.contains(&b'E'));
+                got
+            }
+            Err(got) => {
+                errors += 1;
+                got
+            }
+        };
+        let said = String::from_utf8_lossy(&got);
+        framing_errors += usize::from(said.contains("invalid message from the server"));
+        assert_no_panics();
+    }
+    (errors, framing_errors)
+}
+
 /// Logs in through the proxy; the login's bytes are checked like every other answer. A
-/// refused login (an ErrorResponse) is `Err`.
-async fn login(proxy: &Proxy, seed: u64) -> Result<(TcpStream, Vec<u8>), ()> {
+/// login that does not end ready is `Err` with what came; through a pooling port, where
+/// rolegate logs in to the server itself, it must end with an ErrorResponse.
+async fn login(proxy: &Proxy, seed: u64, pooled: bool) -> Result<TcpStream, Vec<u8>> {
     let mut c = TcpStream::connect(proxy.addrs[0]).await.unwrap();
     c.write_all(&startup_packet("app")).await.unwrap();
     let got = read_all(&mut c, seed, true).await;
     let tags = check_messages(&got, seed, true);
     if tags.last() == Some(&b'Z') {
-        Ok((c, got))
-    } else {
+        return Ok(c);
+    }
+    if pooled {
         assert_eq!(
             tags.last(),
             Some(&b'E'),
             "seed {seed}: login ended with {tags:?}"
         );
-        Err(())
     }
+    Err(got)
 }

@@ -12,6 +12,17 @@ pub const ERROR_RESPONSE: u8 = b'E';
 
 /// Follows message boundaries in a byte stream without copying or decoding bodies.
 /// Feed every chunk in order; it reports whole small messages of interest as it goes.
+/// A header with a length no message has: the stream is not (or no longer) PostgreSQL's
+/// protocol.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BadMessage {
+    pub tag: u8,
+    pub len: u32,
+    /// Where the bad header began in the chunk fed, if it began there: the bytes before it
+    /// end on a message boundary. `None` when it began in an earlier chunk.
+    pub before: Option<usize>,
+}
+
 #[derive(Debug, Default)]
 pub struct BoundaryTracker {
     /// Bytes of the current message body still to come (0 = at a boundary or in a header).
@@ -64,7 +75,8 @@ impl BoundaryTracker {
         mut chunk: &[u8],
         wanted: &[u8],
         seen: &mut Vec<Seen>,
-    ) -> Result<(), (u8, u32)> {
+    ) -> Result<(), BadMessage> {
+        let whole = chunk.len();
         while !chunk.is_empty() {
             if self.body_left > 0 {
                 let take = chunk
@@ -89,7 +101,10 @@ impl BoundaryTracker {
             chunk = &chunk[take..];
             if self.header_len == HEADER_LEN {
                 self.header_len = 0;
-                self.start_message(wanted, seen)?;
+                if let Err((tag, len)) = self.start_message(wanted, seen) {
+                    let before = (whole - chunk.len()).checked_sub(HEADER_LEN);
+                    return Err(BadMessage { tag, len, before });
+                }
             }
         }
         Ok(())
@@ -204,10 +219,24 @@ mod tests {
     #[test]
     fn rejects_impossible_lengths() {
         let mut t = BoundaryTracker::new();
+        let bad = |tag, len, before| Err(BadMessage { tag, len, before });
         assert_eq!(
             t.feed(&[b'D', 0, 0, 0, 3], b"", &mut Vec::new()),
-            Err((b'D', 3))
+            bad(b'D', 3, Some(0))
         );
+        // After a whole message in the same chunk: the bytes before the bad one are whole.
+        let mut t = BoundaryTracker::new();
+        let mut chunk = msg(b'C', b"SELECT 1\0");
+        let good = chunk.len();
+        chunk.extend_from_slice(&[b'D', 0, 0, 0, 2, 9, 9]);
+        assert_eq!(
+            t.feed(&chunk, b"", &mut Vec::new()),
+            bad(b'D', 2, Some(good))
+        );
+        // A bad header that began in an earlier chunk: no boundary in this one.
+        let mut t = BoundaryTracker::new();
+        t.feed(&[b'D', 0], b"", &mut Vec::new()).unwrap();
+        assert_eq!(t.feed(&[0, 0, 1], b"", &mut Vec::new()), bad(b'D', 1, None));
         let mut t = BoundaryTracker::new();
         assert!(t
             .feed(&[b'D', 0xff, 0xff, 0xff, 0xff], b"", &mut Vec::new())

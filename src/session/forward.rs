@@ -28,7 +28,9 @@ const BUF: usize = 8 * 1024;
 enum End {
     ClientClosed,
     ServerClosed,
-    Failed(ProtocolError),
+    /// The server sent a length no message has; whether the client's stream was left
+    /// between messages (the whole messages before the bad one were forwarded).
+    ServerBroke(ProtocolError, bool),
     /// rolegate is stopping and the session is between transactions.
     Stopping,
     /// KILL, or the shutdown timeout: the reason for the client.
@@ -91,7 +93,18 @@ pub async fn run(
         }
     };
     match ended {
-        Ok(End::Failed(e)) => Err(e),
+        Ok(End::ServerBroke(e, at_boundary)) => {
+            tracing::warn!(member = %addr.member, error = %e, "server sent an invalid message; closing the session");
+            if at_boundary {
+                side.stats.errors.record(b"08P01");
+                let err = PgError::fatal("08P01", format!("rolegate: invalid message from the server: {e}"))
+                    .with_hint("The session is closed. Reconnect; if this repeats, something other than PostgreSQL answers on the member's address.");
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(100), cw.write_all(&err.encode()))
+                        .await;
+            }
+            Ok(())
+        }
         Ok(End::Stopping) => {
             let err = shutting_down();
             let _ =
@@ -167,8 +180,14 @@ async fn copy(
                 Ok(0) | Err(_) => return End::ServerClosed,
                 Ok(n) => {
                     let wanted: &[u8] = if side.cancel_guard.is_none() { &[BACKEND_KEY_DATA, b'Z'] } else { b"Z" };
-                    if let Err((tag, len)) = side.tracker.feed(&sbuf[..n], wanted, &mut seen) {
-                        return End::Failed(ProtocolError::MessageLength { tag: char::from(tag), len });
+                    if let Err(bad) = side.tracker.feed(&sbuf[..n], wanted, &mut seen) {
+                        let e = ProtocolError::MessageLength { tag: char::from(bad.tag), len: bad.len };
+                        // The whole messages before the bad one still go to the client.
+                        let at_boundary = match bad.before {
+                            Some(at) => cw.write_all(&sbuf[..at]).await.is_ok(),
+                            None => false,
+                        };
+                        return End::ServerBroke(e, at_boundary);
                     }
                     for s in seen.drain(..) {
                         if s.tag == b'Z' {
