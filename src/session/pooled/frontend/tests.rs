@@ -1,4 +1,6 @@
+use super::rewrite::resets_statements;
 use super::*;
+use crate::protocol::io::put_message as put;
 
 fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
     let mut v = Vec::new();
