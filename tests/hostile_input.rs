@@ -286,7 +286,14 @@ async fn servers_sending_garbage_give_clients_errors_and_the_pool_heals() {
     let backend = HostileBackend::start(1000).await;
     let proxy = pooled("").await;
     proxy.publish(&keys(backend.addr));
-    let (errors, framing_errors) = hostile_server_exchanges(&proxy, seeds(0..200), true).await;
+    let session = pooled_with("session", "type = \"trust\"", "").await;
+    session.publish(&keys(backend.addr));
+    let (mut errors, mut framing_errors) =
+        hostile_server_exchanges(&proxy, seeds(0..200), true).await;
+    // In session mode the server is lent at login, so its garbage meets the login's path.
+    let (e, f) = hostile_server_exchanges(&session, seeds(200..300), true).await;
+    errors += e;
+    framing_errors += f;
     // A message length no message has ends the session with an error saying so, not with
     // the connection just closing.
     if std::env::var("HOSTILE_SEED").is_err() {
@@ -308,6 +315,7 @@ async fn servers_sending_garbage_give_clients_errors_and_the_pool_heals() {
     for i in 0..6 {
         select_one_works(&proxy, &format!("client {i} once the server is sane")).await;
     }
+    select_one_works(&session, "a session-mode client once the server is sane").await;
     assert_no_panics();
 }
 
