@@ -36,13 +36,23 @@ impl World {
 
     fn feed(&mut self, f: &mut Frontend, bytes: &[u8]) -> (Vec<(u8, Vec<u8>)>, bool) {
         let mut out = Vec::new();
+        let leaving = self.feed_into(f, bytes, &mut out).unwrap();
+        (split(&out), leaving)
+    }
+
+    /// Feeds `bytes` as one chunk, appending what goes to the server to `out`.
+    fn feed_into(
+        &mut self,
+        f: &mut Frontend,
+        bytes: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<bool, ProtocolError> {
         let mut ctx = Ctx {
             server: &mut self.server,
             expected: &mut self.expected,
             flow: &mut self.flow,
         };
-        let leaving = f.feed(bytes, &mut ctx, &mut out).unwrap();
-        (split(&out), leaving)
+        f.feed(bytes, &mut ctx, out)
     }
 
     /// The server's answers as the client would see them, for server messages `tags`.
@@ -170,13 +180,8 @@ fn without_tracking_bytes_pass_unchanged_however_split() {
             let mut f = Frontend::new(capacity);
             let mut w = World::new();
             let mut out = Vec::new();
-            let mut ctx = Ctx {
-                server: &mut w.server,
-                expected: &mut w.expected,
-                flow: &mut w.flow,
-            };
-            f.feed(&input[..cut], &mut ctx, &mut out).unwrap();
-            f.feed(&input[cut..], &mut ctx, &mut out).unwrap();
+            w.feed_into(&mut f, &input[..cut], &mut out).unwrap();
+            w.feed_into(&mut f, &input[cut..], &mut out).unwrap();
             assert!(f.at_boundary());
             assert_eq!(w.flow.pending, 1);
             if capacity.is_none() {
@@ -205,13 +210,8 @@ fn discard_all_forgets_every_statement() {
 fn garbage_length_is_an_error() {
     let mut f = Frontend::new(Some(10));
     let mut w = World::new();
-    let mut ctx = Ctx {
-        server: &mut w.server,
-        expected: &mut w.expected,
-        flow: &mut w.flow,
-    };
-    assert!(f
-        .feed(&[b'Q', 0xff, 0, 0, 0], &mut ctx, &mut Vec::new())
+    assert!(w
+        .feed_into(&mut f, &[b'Q', 0xff, 0, 0, 0], &mut Vec::new())
         .is_err());
 }
 

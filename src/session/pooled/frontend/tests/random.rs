@@ -49,12 +49,7 @@ fn run(chunks: &[&[u8]]) -> (Vec<u8>, bool, String) {
     let mut out = Vec::new();
     let mut leaving = false;
     for chunk in chunks {
-        let mut ctx = Ctx {
-            server: &mut w.server,
-            expected: &mut w.expected,
-            flow: &mut w.flow,
-        };
-        leaving |= f.feed(chunk, &mut ctx, &mut out).unwrap();
+        leaving |= w.feed_into(&mut f, chunk, &mut out).unwrap();
     }
     // (The statement maps are compared by size: their Debug order is a hash map's.)
     let state = format!(
@@ -115,14 +110,9 @@ fn random_bytes_are_an_error_or_passed_on_never_a_panic() {
         let mut f = Frontend::new(if seed % 2 == 0 { Some(2) } else { None });
         let mut w = World::new();
         let mut out = Vec::new();
-        let mut ctx = Ctx {
-            server: &mut w.server,
-            expected: &mut w.expected,
-            flow: &mut w.flow,
-        };
         let cut = r.below(bytes.len() + 1);
-        if f.feed(&bytes[..cut], &mut ctx, &mut out).is_ok() {
-            let _ = f.feed(&bytes[cut..], &mut ctx, &mut out);
+        if w.feed_into(&mut f, &bytes[..cut], &mut out).is_ok() {
+            let _ = w.feed_into(&mut f, &bytes[cut..], &mut out);
         }
         // And the server's side: whatever answers come, following them never panics.
         let mut back = Backend::default();
