@@ -10,8 +10,6 @@ pub const BACKEND_KEY_DATA: u8 = b'K';
 pub const READY_FOR_QUERY: u8 = b'Z';
 pub const ERROR_RESPONSE: u8 = b'E';
 
-/// Follows message boundaries in a byte stream without copying or decoding bodies.
-/// Feed every chunk in order; it reports whole small messages of interest as it goes.
 /// A header with a length no message has: the stream is not (or no longer) PostgreSQL's
 /// protocol.
 #[derive(Debug, PartialEq, Eq)]
@@ -23,6 +21,8 @@ pub struct BadMessage {
     pub before: Option<usize>,
 }
 
+/// Follows message boundaries in a byte stream without copying or decoding bodies.
+/// Feed every chunk in order; it reports whole small messages of interest as it goes.
 #[derive(Debug, Default)]
 pub struct BoundaryTracker {
     /// Bytes of the current message body still to come (0 = at a boundary or in a header).
