@@ -184,9 +184,16 @@ impl Expected {
 
     /// Made-up answers at the front of the queue are due now (everything before them
     /// was answered); appends them to `out`.
+    /// (Inline: it runs at every server message's header, and almost always finds a
+    /// forwarded answer first and stops.)
+    #[inline]
     pub fn flush_made(&mut self, out: &mut Vec<u8>) {
-        while let Some(Action::Make(t)) = self.queue.front().map(|e| e.action.clone()) {
-            out.extend_from_slice(&[t, 0, 0, 0, 4]);
+        while let Some(Expect {
+            action: Action::Make(t),
+            ..
+        }) = self.queue.front()
+        {
+            out.extend_from_slice(&[*t, 0, 0, 0, 4]);
             self.queue.pop_front();
         }
     }
