@@ -112,8 +112,8 @@ fn psql_copy_and_python_drivers_through_transaction_mode() {
 /// psycopg 3, psycopg2 and asyncpg (tests/pooling_drivers.py) through `port`, and what they
 /// committed (and did not) on the leader.
 fn python_drivers(cluster: &Cluster, port: u16, leader: u16) {
-    // psycopg 3 (server-side parameters, auto-prepared statements), psycopg2 and asyncpg
-    // (every query a named prepared statement).
+    // psycopg 3 (server-side parameters, auto-prepared statements), libpq's pipeline mode
+    // (several Syncs in flight), psycopg2 and asyncpg (every query a named statement).
     let script = include_str!("pooling_drivers.py");
     let venv = std::env::var("ROLEGATE_VENV").unwrap_or_else(|_| "/opt/rolegate/venv".into());
     let out = Command::new(format!("{venv}/bin/python"))

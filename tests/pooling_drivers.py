@@ -1,13 +1,15 @@
-# Run by tests/pooling.rs with the Patroni venv's python: psycopg 3, psycopg2 and asyncpg
-# through a transaction-mode rolegate port given as argv[1] (a pool of two server
-# connections). Any failed check raises (non-zero exit).
+# Run by tests/pooling.rs with the Patroni venv's python: psycopg 3, libpq's pipeline mode
+# (through psycopg's pq module, six clients at once), psycopg2 and asyncpg through a
+# transaction-mode rolegate port given as argv[1] (a pool of two server connections). Any
+# failed check raises (non-zero exit).
 import asyncio
 import sys
+import threading
 
 import asyncpg
-
 import psycopg
 import psycopg2
+from psycopg import pq
 
 dsn = f"host=127.0.0.1 port={sys.argv[1]} user=postgres dbname=postgres"
 
@@ -42,6 +44,55 @@ cur.execute("SELECT count(*) FROM py_items WHERE id = 3")
 assert cur.fetchone()[0] == 0
 c2.commit()
 c2.close()
+
+
+def pipelines(worker, errors):
+    """libpq pipeline mode with every Sync sent before any answer is read: the server is
+    idle (ReadyForQuery 'I') after each Sync while answers are still owed, and must not go
+    back to the pool (to another client) before the last one. The sleep holds the answers
+    after the second Sync back, so they come in reads of their own."""
+    try:
+        c = pq.PGconn.connect(dsn.encode())
+        assert c.status == pq.ConnStatus.OK, c.error_message
+        c.enter_pipeline_mode()
+        for rnd in range(20):
+            want = []
+            for i in range(8):
+                n = worker * 1000 + rnd * 10 + i
+                sql = b"SELECT $1::int FROM pg_sleep(0.005)" if i == 4 else b"SELECT $1::int"
+                c.send_query_params(sql, [str(n).encode()])
+                want.append(n)
+                if i % 3 == 0:
+                    c.pipeline_sync()
+            c.pipeline_sync()
+            while c.flush() != 0:
+                pass
+            got, syncs = [], 0
+            while syncs < 4:
+                r = c.get_result()
+                if r is None:
+                    continue  # the end of one query's results
+                if r.status == pq.ExecStatus.PIPELINE_SYNC:
+                    syncs += 1
+                elif r.status == pq.ExecStatus.TUPLES_OK:
+                    got.append(int(r.get_value(0, 0)))
+                else:
+                    raise AssertionError(f"{r.status}: {r.error_message}")
+            assert got == want, (got, want)
+        c.exit_pipeline_mode()
+        c.finish()
+    except Exception as e:  # collected: a thread's exception would not fail the script
+        errors.append(f"worker {worker}: {e!r}")
+
+
+errors = []
+workers = [threading.Thread(target=pipelines, args=(w, errors), daemon=True) for w in range(6)]
+for w in workers:
+    w.start()
+for w in workers:
+    w.join(timeout=60)
+    assert not w.is_alive(), "a pipeline got no answer within 60 s"
+assert not errors, errors
 
 
 async def with_asyncpg():
