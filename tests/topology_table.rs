@@ -8,6 +8,8 @@ use rolegate::topology::{derive, Service, Topology};
 mod cases;
 #[path = "topology_table/fixtures.rs"]
 mod fixtures;
+#[path = "topology_table/mutations.rs"]
+mod mutations;
 
 use cases::cases;
 use fixtures::*;
