@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 
 use super::clients::{ClientInfo, ClientState, ServerAt, ServerLink};
 use super::connect::Backend;
-use super::{shutting_down, Shared};
+use super::{server_broke_protocol, shutting_down, Shared};
 use crate::protocol::frame::{parse_backend_key, BoundaryTracker, Seen, BACKEND_KEY_DATA};
 use crate::protocol::io::cancel_packet;
 use crate::protocol::{CancelKey, PgError, ProtocolError};
@@ -97,18 +97,12 @@ pub async fn run(
             tracing::warn!(member = %addr.member, error = %e, "server sent an invalid message; closing the session");
             if at_boundary {
                 side.stats.errors.record(b"08P01");
-                let err = PgError::fatal("08P01", format!("rolegate: invalid message from the server: {e}"))
-                    .with_hint("The session is closed. Reconnect; if this repeats, something other than PostgreSQL answers on the member's address.");
-                let _ =
-                    tokio::time::timeout(Duration::from_millis(100), cw.write_all(&err.encode()))
-                        .await;
+                tell(&mut cw, &server_broke_protocol(&e)).await;
             }
             Ok(())
         }
         Ok(End::Stopping) => {
-            let err = shutting_down();
-            let _ =
-                tokio::time::timeout(Duration::from_millis(100), cw.write_all(&err.encode())).await;
+            tell(&mut cw, &shutting_down()).await;
             Ok(())
         }
         Ok(End::Killed(message)) => {
@@ -116,9 +110,7 @@ pub async fn run(
             if !side.writing && side.tracker.at_boundary() {
                 let err = PgError::fatal("57P01", message)
                     .with_hint("rolegate ended this session (admin KILL or shutdown). Reconnect.");
-                let _ =
-                    tokio::time::timeout(Duration::from_millis(100), cw.write_all(&err.encode()))
-                        .await;
+                tell(&mut cw, &err).await;
             }
             Ok(())
         }
@@ -140,8 +132,13 @@ async fn fenced(cw: &mut WriteHalf<'_>, side: &ClientSide, reason: &KillReason) 
     side.stats.errors.record(b"57P01");
     let err = PgError::fatal("57P01", reason.message.clone())
         .with_hint("The cluster changed roles. Reconnect: rolegate routes new connections to the member that now has the role.");
-    let _ = tokio::time::timeout(Duration::from_millis(100), cw.write_all(&err.encode())).await;
+    tell(cw, &err).await;
     let _ = cw.shutdown().await;
+}
+
+/// Tells the client `err`, giving up after 100 ms (the session ends either way).
+async fn tell(cw: &mut WriteHalf<'_>, err: &PgError) {
+    let _ = tokio::time::timeout(Duration::from_millis(100), cw.write_all(&err.encode())).await;
 }
 
 // The two stream halves each way plus the session's context; grouping them would only

@@ -282,6 +282,15 @@ pub fn drain(shared: &Shared) {
     tracing::info!(clients = n, "stopping: ended idle clients");
 }
 
+/// What a client is told when its server sent something that is not a protocol message
+/// (`e`, a length no message has): the server connection is closed, and the session with
+/// it (pooled and passthrough alike).
+#[must_use]
+pub fn server_broke_protocol(e: &ProtocolError) -> PgError {
+    PgError::fatal("08P01", format!("rolegate: invalid message from the server: {e}"))
+        .with_hint("The session is closed. Reconnect and retry; if this repeats, something other than PostgreSQL answers on the member's address.")
+}
+
 /// What a client is told when rolegate ends its session because it is stopping.
 #[must_use]
 pub fn shutting_down() -> PgError {

@@ -133,13 +133,12 @@ pub(super) fn client_broke_protocol(e: &ProtocolError) -> PgError {
         .with_hint("The session is closed. This is a bug in the client or its driver, or a program that does not speak PostgreSQL's protocol.")
 }
 
-/// The lent server sent something that is not a protocol message (`e`): the connection is
-/// closed and the client's session ends with 08P01.
+/// The lent server sent something that is not a protocol message (`e`): logged, and the
+/// client's session ends with [`crate::session::server_broke_protocol`].
 pub(super) fn server_broke_protocol(conn: &ServerConn, e: &ProtocolError) -> PgError {
     let (member, pid) = (&conn.addr.member, conn.key.pid);
     tracing::warn!(%member, pid, error = %e, "server sent an invalid message; closing its connection");
-    PgError::fatal("08P01", format!("rolegate: invalid message from the server: {e}"))
-        .with_hint("The server connection is closed. Reconnect and retry the transaction; if this repeats, something other than PostgreSQL answers on the member's address.")
+    crate::session::server_broke_protocol(e)
 }
 
 /// Ends the session with `e`: counted, and sent if the client's stream is between

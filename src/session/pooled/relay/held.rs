@@ -100,8 +100,10 @@ impl Relay<'_> {
             &mut bufs.out,
             &mut bufs.seen,
         ) {
-            // The output ends where the bad message began: the client gets the whole
-            // messages before it, then the error.
+            // The output ends where the bad message began (a header is forwarded only
+            // once its length is checked): the client gets the whole messages before it,
+            // then the error, which `steps` sends when the backend is between messages,
+            // as it is again once started over.
             let _ = sock::write_all(stream, &bufs.out).await;
             self.back = Backend::default();
             return Ok(Step::fail(server_broke_protocol(conn, &e)));
