@@ -1,14 +1,14 @@
 //! Seeded random protocol input for tests/hostile_input.rs: what a broken or malicious client
 //! or server might send, and a backend that sends it.
 
-#![allow(dead_code)]
-
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::fake::msg;
 
 /// Seeded randomness, with the few shapes the generators need.
 pub struct Rng(fastrand::Rng);
@@ -188,19 +188,6 @@ fn backend_message(r: &mut Rng) -> Vec<u8> {
         _ => r.bytes(24),
     };
     frame(r, tag, &body)
-}
-
-/// An ErrorResponse as PostgreSQL writes it.
-pub fn error_response(sqlstate: &str, message: &str) -> Vec<u8> {
-    let body = format!("SERROR\0VERROR\0C{sqlstate}\0M{message}\0\0");
-    msg(b'E', body.as_bytes())
-}
-
-pub fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut v = vec![tag];
-    v.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
-    v.extend_from_slice(body);
-    v
 }
 
 /// A backend that logs in and answers like a (very simple) PostgreSQL while `sane`, and
