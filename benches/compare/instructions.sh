@@ -8,7 +8,8 @@
 # 23112, pointing at the same leader); counters are zeroed once it answers, pgbench runs a
 # fixed number of transactions, and the count is read from the dump.
 #
-# Uses run's globals: DIR, ROOT, PG_BIN, BASE, ROLEGATE_WORKERS, PIDS_STARTED, say, selected.
+# Uses run's globals: DIR, ROOT, PG_BIN, BASE, LEADER_PORT, ROLEGATE_WORKERS, FLOOR_TARGETS,
+# PIDS_STARTED, say, selected.
 
 # name | pgbench arguments (besides -j 2; a fixed -t keeps the runs short under callgrind)
 INSTRUCTION_SCENARIOS=(
@@ -57,6 +58,11 @@ max_client_conn = 5000
 EOF
         valgrind --tool=callgrind --callgrind-out-file="$out/rolegate.%p" \
             "$ROOT/target/release/rolegate" --config "$out/rolegate.toml" </dev/null >"$out/rolegate.log" 2>&1 &
+        ;;
+    floor-mio | floor-tokio)
+        valgrind --tool=callgrind --callgrind-out-file="$out/$target.%p" \
+            "$ROOT/target/release/examples/${target/-/_}" "127.0.0.1:$port" "127.0.0.1:$LEADER_PORT" 20 \
+            </dev/null >"$out/$target.log" 2>&1 &
         ;;
     esac
     PIDS_STARTED+=($!)
@@ -117,4 +123,10 @@ instructions_table() {
                 awk -v a="$rg" -v b="$pgb" 'BEGIN {printf "%.2fx", a / b}'
             else echo "-"; fi)"
     done
+    if [[ -n "$FLOOR_TARGETS" ]] && selected "-S -c 16"; then
+        say "instructions: the floor relays at -S -c 16"
+        printf '  floor relays at -S -c 16 (see benches/floor): mio loop %s, tokio tasks %s\n' \
+            "$(instructions_of floor-mio 23114 "-S -c 16 -t 1000")" \
+            "$(instructions_of floor-tokio 23115 "-S -c 16 -t 1000")"
+    fi
 }
