@@ -1,5 +1,5 @@
 # Sourced by benches/compare/run: the floor relays (benches/floor), measured beside the
-# proxies at `-S -c 16`. They do the least a transaction pooler must (a client's query to
+# proxies at `-S -c 16` and `-S -C -c 8`. They do the least a transaction pooler must (a client's query to
 # an idle server, the answer back) and nothing else, one as a hand-written mio loop
 # (PgBouncer's shape), one as a tokio task per client (rolegate's): their CPU is what no
 # pooler of that shape goes below on this machine, and their tps what the machine allows
