@@ -61,9 +61,10 @@ fn seeds(default: std::ops::Range<u64>) -> Vec<u64> {
 
 /// Checks the bytes rolegate sent: whole messages only, and every ErrorResponse with a
 /// severity, a five-character SQLSTATE and a message. Returns the tags. With
-/// `server_hung_up`, the last message may be cut off: rolegate relays a server's messages
-/// as they come, so when the server hangs up in the middle of one, all it can do is close
-/// the client's connection too (as the server itself would have).
+/// `server_hung_up`, the last message may be cut off: a passthrough port relays a server's
+/// bytes as they come, and a pooled one streams a message longer than it holds back (8 KB),
+/// so when the server hangs up in the middle of one, all rolegate can do is close the
+/// client's connection too (as the server itself would have).
 fn check_messages(bytes: &[u8], seed: u64, server_hung_up: bool) -> Vec<u8> {
     let mut tags = Vec::new();
     let mut rest = bytes;

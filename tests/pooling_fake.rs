@@ -267,6 +267,51 @@ async fn a_server_that_says_fatal_after_its_transaction_is_closed_and_the_client
     assert_eq!(seen.closed, 1, "the dying server's connection ended");
 }
 
+#[tokio::test]
+async fn a_row_cut_by_a_read_reaches_the_client_whole_and_a_server_dying_mid_row_gives_an_error() {
+    let (b, proxy) = leader_first("pool_size = 1").await;
+    let (mut c, _, _) = proxy.client(0).await;
+    // The server sends half a row, waits, then the rest: the client gets whole messages,
+    // the same bytes.
+    c.write_all(&query("select x -- SPLIT ROW")).await.unwrap();
+    let (head, rest) = fake::row_answer();
+    let mut want = head;
+    want.extend(rest);
+    want.extend(fake::msg(b'Z', b"I"));
+    let mut got = Vec::new();
+    loop {
+        let (tag, body) = read_msg(&mut c).await.unwrap();
+        got.extend(fake::msg(tag, &body));
+        if tag == b'Z' {
+            break;
+        }
+    }
+    assert_eq!(got, want, "the answer, message for message");
+    // The server sends half a row and dies: the client gets the row description, then an
+    // error saying what happened, never half a message; the pool opens a new server.
+    c.write_all(&query("select x -- CUT ROW")).await.unwrap();
+    assert_eq!(read_msg(&mut c).await.unwrap().0, b'T');
+    let e = fatal(&mut c).await;
+    assert_eq!(e[&'C'], "08006", "{e:?}");
+    assert!(e[&'M'].contains("lost"), "{e:?}");
+    let mut rest = Vec::new();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_to_end(&mut c, &mut rest),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(rest.is_empty(), "nothing after the error: {rest:?}");
+    let (mut c2, _, _) = proxy.client(0).await;
+    assert_eq!(run(&mut c2, "select 1").await, b'I');
+    assert_eq!(
+        b[0].seen.lock().unwrap().startups,
+        2,
+        "a new server for the next client"
+    );
+}
+
 /// Reads a login's answers up to ReadyForQuery; an error fails the test.
 async fn until_ready(c: &mut TcpStream) {
     loop {

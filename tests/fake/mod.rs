@@ -87,6 +87,17 @@ async fn serve(mut c: TcpStream, pid: i32, seen: Arc<Mutex<Seen>>) {
         let text = String::from_utf8_lossy(&buf[..n]);
         in_txn = (in_txn || text.contains("BEGIN")) && !text.contains("COMMIT");
         let mut out = msg(b'Z', if in_txn { b"T" } else { b"I" });
+        // "CUT ROW": a row description and half a row, then the connection closes (a
+        // backend killed while sending a result). "SPLIT ROW": the same half, and the
+        // rest of the answer 50 ms later.
+        if text.contains("CUT ROW") || text.contains("SPLIT ROW") {
+            let (head, rest) = row_answer();
+            if c.write_all(&head).await.is_err() || text.contains("CUT ROW") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            out.splice(..0, rest);
+        }
         let die = text.contains("DIE AFTER");
         if die {
             out.extend(msg(
@@ -99,6 +110,25 @@ async fn serve(mut c: TcpStream, pid: i32, seen: Arc<Mutex<Seen>>) {
         }
     }
     seen.lock().unwrap().closed += 1;
+}
+
+/// The answer to "SPLIT ROW" before its ReadyForQuery, cut in the middle of its DataRow:
+/// RowDescription and the row's first half, then the rest and CommandComplete.
+pub fn row_answer() -> (Vec<u8>, Vec<u8>) {
+    let mut t = b"\0\x01x\0".to_vec();
+    t.extend_from_slice(&[
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 25, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0,
+    ]);
+    let mut d = b"\0\x01".to_vec();
+    d.extend_from_slice(&100u32.to_be_bytes());
+    d.extend_from_slice(&[b'r'; 100]);
+    let (t, d) = (msg(b'T', &t), msg(b'D', &d));
+    let half = d.len() / 2;
+    let mut head = t;
+    head.extend_from_slice(&d[..half]);
+    let mut rest = d[half..].to_vec();
+    rest.extend(msg(b'C', b"SELECT 1\0"));
+    (head, rest)
 }
 
 /// A simple Query message.

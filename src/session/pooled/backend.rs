@@ -28,6 +28,12 @@ pub struct Backend {
     /// Where in the last fed chunk's output the last forwarded ErrorResponse began, when
     /// it began in that chunk (see [`Backend::error_at`]).
     error_at: Option<u32>,
+    /// Where in the last fed chunk's output the last forwarded message began, when it
+    /// began there (see [`Backend::partial_at`]).
+    msg_at: Option<u32>,
+    /// The caller holds back the unfinished message's bytes and puts them at the start
+    /// of the next chunk's output (see [`Backend::hold`]).
+    holding: bool,
 }
 
 impl Backend {
@@ -35,6 +41,31 @@ impl Backend {
     #[must_use]
     pub fn at_boundary(&self) -> bool {
         self.left == 0 && self.header_len == 0
+    }
+
+    /// The client's stream is between messages: the server is, or the message it is in
+    /// the middle of does not go to the client, or its bytes so far are held back.
+    #[must_use]
+    pub fn client_at_boundary(&self) -> bool {
+        self.left == 0 || !self.forward || self.holding
+    }
+
+    /// Where, in the output of the last [`feed`](Self::feed), the message the chunk ended
+    /// in the middle of began, if it goes to the client and began in that output: the
+    /// caller may send the output up to there and hold the rest back ([`hold`](Self::hold)).
+    #[must_use]
+    pub fn partial_at(&self) -> Option<usize> {
+        if self.left > 0 && self.forward {
+            self.msg_at.map(|at| at as usize)
+        } else {
+            None
+        }
+    }
+
+    /// The caller holds back the output from [`partial_at`](Self::partial_at) on and
+    /// puts it at the start of the next `feed`'s output.
+    pub fn hold(&mut self) {
+        self.holding = true;
     }
 
     /// Where, in the output of the last [`feed`](Self::feed), the last ErrorResponse it
@@ -55,6 +86,9 @@ impl Backend {
         seen: &mut Vec<Seen>,
     ) -> Result<(), ProtocolError> {
         self.error_at = None;
+        // Held-back bytes start the output: the message they began goes on there.
+        self.msg_at = if self.holding { Some(0) } else { None };
+        self.holding = false;
         while !chunk.is_empty() {
             if self.left > 0 {
                 let take = chunk
@@ -110,9 +144,10 @@ impl Backend {
         }
         self.forward = expected.on_backend(tag, out);
         if self.forward {
+            // An output is one read's worth plus held-back bytes (KBs): it fits.
+            self.msg_at = Some(out.len() as u32);
             if tag == b'E' {
-                // An output chunk is one read's worth (a few KB); a longer one is not cut.
-                self.error_at = u32::try_from(out.len()).ok();
+                self.error_at = self.msg_at;
             }
             out.extend_from_slice(&self.header);
         }
@@ -186,6 +221,74 @@ mod tests {
             assert_eq!(seen[1].body.as_slice(), b"I");
             assert!(q.is_empty() && b.at_boundary());
         }
+    }
+
+    /// Whole messages only: true when `out` is a run of complete messages.
+    fn whole(mut out: &[u8]) -> bool {
+        while out.len() >= 5 {
+            let len = u32::from_be_bytes([out[1], out[2], out[3], out[4]]) as usize;
+            if out.len() < len + 1 {
+                return false;
+            }
+            out = &out[len + 1..];
+        }
+        out.is_empty()
+    }
+
+    #[test]
+    fn held_back_messages_leave_every_output_whole() {
+        let big = vec![b'x'; 300];
+        let mut stream = Vec::new();
+        for m in [
+            msg(b'T', b"\0\x01a\0"),
+            msg(b'D', &big),
+            msg(b'D', b"\0\x01\0\0\0\x01y"),
+            msg(b'C', b"SELECT 2\0"),
+            msg(b'Z', b"I"),
+        ] {
+            stream.extend(m);
+        }
+        // Every cut in two and in three: what the relay sends (the output up to
+        // `partial_at`, the rest held and put first in the next output) is whole messages
+        // each time, and the same bytes in all.
+        for a in 0..=stream.len() {
+            for b in (a..=stream.len()).step_by(7) {
+                let mut q = Expected::default();
+                q.push(Expect::new(Req::Sync, Action::Forward));
+                let mut back = Backend::default();
+                let (mut sent, mut tail) = (Vec::new(), Vec::new());
+                for chunk in [&stream[..a], &stream[a..b], &stream[b..]] {
+                    let mut out = std::mem::take(&mut tail);
+                    back.feed(chunk, &mut q, &mut out, &mut Vec::new()).unwrap();
+                    if let Some(at) = back.partial_at() {
+                        tail = out.split_off(at);
+                        back.hold();
+                    }
+                    assert!(whole(&out), "cuts {a}, {b}: {out:?}");
+                    assert!(back.client_at_boundary(), "cuts {a}, {b}");
+                    sent.extend(out);
+                }
+                assert_eq!(sent, stream, "cuts {a}, {b}");
+                assert!(tail.is_empty() && back.at_boundary());
+            }
+        }
+        // Not held: the client's stream is in the middle of the message.
+        let mut q = Expected::default();
+        q.push(Expect::new(Req::Sync, Action::Forward));
+        let mut back = Backend::default();
+        let mut out = Vec::new();
+        back.feed(&stream[..20], &mut q, &mut out, &mut Vec::new())
+            .unwrap();
+        assert_eq!(
+            back.partial_at(),
+            Some(9),
+            "the DataRow began after the RowDescription"
+        );
+        assert!(!back.client_at_boundary());
+        out.clear();
+        back.feed(&stream[20..30], &mut q, &mut out, &mut Vec::new())
+            .unwrap();
+        assert_eq!(back.partial_at(), None, "it began in an earlier output");
     }
 
     #[test]

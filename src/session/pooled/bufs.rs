@@ -14,6 +14,9 @@ pub struct Bufs {
     pub client_in: Vec<u8>,
     pub server_in: Vec<u8>,
     pub out: Vec<u8>,
+    /// The start of a server message a read ended in the middle of, held back from the
+    /// client until the message is whole (see `relay::held`).
+    pub tail: Vec<u8>,
     /// ReadyForQuery, ParameterStatus and ErrorResponse messages of the last server chunk.
     pub seen: Vec<Seen>,
     /// The allocation of the relay's queue of owed answers while it is idle and empty.
@@ -39,6 +42,7 @@ impl Bufs {
                 client_in: vec![0; BUF],
                 server_in: vec![0; BUF],
                 out: Vec::with_capacity(BUF),
+                tail: Vec::new(),
                 seen: Vec::new(),
                 queue: VecDeque::new(),
             })
@@ -52,6 +56,7 @@ impl Bufs {
             return; // grown by a big message: let it go
         }
         b.out.clear();
+        b.tail.clear();
         b.seen.clear();
         SPARE.with_borrow_mut(|spare| {
             if spare.len() < SPARE_BUFS {

@@ -137,8 +137,8 @@ pub fn run<'a, 'b>(
 /// One transaction: from the client's bytes (or the session-mode server lent at login) to
 /// the server's release, or the session's end. A plain fn returning an `async move` block
 /// (see [`run`]): this state is allocated per transaction, and without its arguments
-/// twice it stays within mimalloc's small sizes (at most 1024 bytes; 1024 in a release
-/// build at 2026-12-02). Past that, every transaction's box takes the allocator's generic
+/// twice it stays within mimalloc's small sizes (at most 1024 bytes; 984 in a release
+/// build at 2026-12-03). Past that, every transaction's box takes the allocator's generic
 /// path (~300 instructions more): print `size_of_val` of this future after changing what
 /// it holds (the relay's fields, the steps' locals).
 #[allow(clippy::manual_async_fn)]
@@ -216,7 +216,7 @@ impl Relay<'_> {
                 }
                 Step::Fail(e) => {
                     // Boxed: rare, and kept out of every transaction's state.
-                    Box::pin(fail(c, stream, *e, self.back.at_boundary())).await;
+                    Box::pin(fail(c, stream, *e, self.back.client_at_boundary())).await;
                     return Ok(End::Over);
                 }
             }

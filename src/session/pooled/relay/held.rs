@@ -21,6 +21,9 @@ use crate::session::pooled::{sock, Client, Held};
 use crate::session::shutting_down;
 use crate::topology::Service;
 
+/// The longest start of a server message held back until the message is whole.
+const MAX_HELD: usize = 8 * 1024;
+
 impl Relay<'_> {
     /// One step while a server is lent: whichever of client data, server data, a fence,
     /// or the idle-in-transaction timer comes first.
@@ -94,6 +97,10 @@ impl Relay<'_> {
             }
         }
         bufs.out.clear();
+        if !bufs.tail.is_empty() {
+            bufs.out.extend_from_slice(&bufs.tail);
+            bufs.tail.clear();
+        }
         if let Err(e) = self.back.feed(
             &bufs.server_in[..n],
             &mut self.expected,
@@ -145,6 +152,16 @@ impl Relay<'_> {
                 tracing::info!(member = %conn.addr.member, pid = conn.key.pid, "server sent an error after its transaction ended (it is closing); closing it");
             } else {
                 stats.errors.record_response(body);
+            }
+        }
+        // A message the read ended in the middle of waits for its end, so that the client's
+        // stream stays between messages should the server go away (it then gets an error
+        // rather than part of a message). A long one streams on as it comes.
+        if let Some(at) = self.back.partial_at() {
+            if bufs.out.len() - at <= MAX_HELD {
+                bufs.tail.extend_from_slice(&bufs.out[at..]);
+                bufs.out.truncate(at);
+                self.back.hold();
             }
         }
         stats.bytes_sent.add(bufs.out.len() as u64);
