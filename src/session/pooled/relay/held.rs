@@ -98,8 +98,9 @@ impl Relay<'_> {
         }
         bufs.out.clear();
         if !bufs.tail.is_empty() {
-            bufs.out.extend_from_slice(&bufs.tail);
-            bufs.tail.clear();
+            // The held-back bytes start this output: the buffers change places, and the
+            // tail's (cleared) is free for the next hold.
+            std::mem::swap(&mut bufs.out, &mut bufs.tail);
         }
         if let Err(e) = self.back.feed(
             &bufs.server_in[..n],
