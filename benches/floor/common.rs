@@ -1,7 +1,10 @@
 //! What both floor relays share: the few protocol bytes a relay with no features needs.
-//! See `mio.rs` for what the floor relays are for.
+//! See `mio.rs` for what the floor relays are for. Messages made once at start-up come
+//! from rolegate's own builders; what runs per connection or per message is the floor's.
 
 use std::io::{Read, Write};
+
+use rolegate::protocol::io::{put_message, startup_packet};
 
 /// Command line: `LISTEN SERVER POOL` (cargo may add `--bench`; it is skipped).
 pub fn args() -> (String, String, usize) {
@@ -20,17 +23,11 @@ pub fn args() -> (String, String, usize) {
     std::process::exit(2);
 }
 
-fn message(out: &mut Vec<u8>, tag: u8, body: &[u8]) {
-    out.push(tag);
-    out.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
-    out.extend_from_slice(body);
-}
-
 /// What a client gets after its startup packet: AuthenticationOk, the ParameterStatus
 /// values libpq and pgbench read, BackendKeyData, ReadyForQuery.
 pub fn greeting() -> Vec<u8> {
     let mut g = Vec::new();
-    message(&mut g, b'R', &0u32.to_be_bytes());
+    put_message(&mut g, b'R', &[&0u32.to_be_bytes()]);
     for (k, v) in [
         ("server_version", "15.0"),
         ("server_encoding", "UTF8"),
@@ -39,20 +36,20 @@ pub fn greeting() -> Vec<u8> {
         ("integer_datetimes", "on"),
         ("DateStyle", "ISO, MDY"),
     ] {
-        message(&mut g, b'S', format!("{k}\0{v}\0").as_bytes());
+        put_message(&mut g, b'S', &[k.as_bytes(), b"\0", v.as_bytes(), b"\0"]);
     }
-    message(&mut g, b'K', &[0, 0, 0, 1, 0, 0, 0, 7]);
-    message(&mut g, b'Z', b"I");
+    put_message(&mut g, b'K', &[&[0, 0, 0, 1, 0, 0, 0, 7]]);
+    put_message(&mut g, b'Z', &[b"I"]);
     g
 }
 
 /// Logs `s` in as postgres to database postgres (the server must trust it) and returns
 /// once the server is ready for queries.
 pub fn login(s: &mut std::net::TcpStream) -> std::io::Result<()> {
-    let body = b"\0\x03\0\0user\0postgres\0database\0postgres\0\0";
-    let mut packet = (body.len() as u32 + 4).to_be_bytes().to_vec();
-    packet.extend_from_slice(body);
-    s.write_all(&packet)?;
+    s.write_all(&startup_packet(&[
+        ("user", "postgres"),
+        ("database", "postgres"),
+    ]))?;
     let mut frames = Frames::default();
     let mut buf = [0u8; 4096];
     loop {
