@@ -31,23 +31,6 @@ async fn one_value(c: &mut TcpStream, sql: &str) -> Result<String, String> {
     }
 }
 
-/// A client logged in through the proxy's listener, or the error it got.
-async fn login(proxy: &Proxy) -> Result<TcpStream, String> {
-    let mut c = TcpStream::connect(proxy.addrs[0])
-        .await
-        .map_err(|e| e.to_string())?;
-    c.write_all(&fake::startup_packet("app"))
-        .await
-        .map_err(|e| e.to_string())?;
-    loop {
-        match read_msg(&mut c).await.map_err(|e| e.to_string())? {
-            (b'Z', _) => return Ok(c),
-            (b'E', body) => return Err(format!("{:?}", error_fields(&body))),
-            _ => {}
-        }
-    }
-}
-
 /// Splits `bytes` into messages; panics on a cut-off one. Returns (tag, body) pairs.
 fn messages(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
     let mut out = Vec::new();
@@ -130,8 +113,8 @@ async fn a_backend_killed_mid_result_gives_the_client_an_error_between_rows() {
     // PostgreSQL restarts its backends after a crash; then a new client is served.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let answer = match login(&proxy).await {
-            Ok(mut c) => one_value(&mut c, "select 41 + 1").await,
+        let answer = match proxy.try_client(0).await {
+            Ok((mut c, _, _)) => one_value(&mut c, "select 41 + 1").await,
             Err(e) => Err(e),
         };
         match answer {

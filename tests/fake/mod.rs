@@ -295,11 +295,23 @@ impl Proxy {
     /// Connects to listener `i` and completes the startup; returns the stream and the
     /// BackendKeyData (pid, secret) the client saw.
     pub async fn client(&self, i: usize) -> (TcpStream, i32, Vec<u8>) {
-        let mut c = TcpStream::connect(self.addrs[i]).await.unwrap();
-        c.write_all(&startup_packet("app")).await.unwrap();
+        self.try_client(i)
+            .await
+            .unwrap_or_else(|e| panic!("startup failed: {e}"))
+    }
+
+    /// [`client`](Self::client), with what went wrong (a refused connection, the
+    /// ErrorResponse's fields) as an error instead of a panic.
+    pub async fn try_client(&self, i: usize) -> Result<(TcpStream, i32, Vec<u8>), String> {
+        let mut c = TcpStream::connect(self.addrs[i])
+            .await
+            .map_err(|e| e.to_string())?;
+        c.write_all(&startup_packet("app"))
+            .await
+            .map_err(|e| e.to_string())?;
         let mut key = (0, Vec::new());
         loop {
-            let (tag, body) = read_msg(&mut c).await.unwrap();
+            let (tag, body) = read_msg(&mut c).await.map_err(|e| e.to_string())?;
             match tag {
                 b'K' => {
                     key = (
@@ -307,8 +319,8 @@ impl Proxy {
                         body[4..].to_vec(),
                     );
                 }
-                b'Z' => return (c, key.0, key.1),
-                b'E' => panic!("startup failed: {:?}", error_fields(&body)),
+                b'Z' => return Ok((c, key.0, key.1)),
+                b'E' => return Err(format!("{:?}", error_fields(&body))),
                 _ => {}
             }
         }
