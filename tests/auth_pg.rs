@@ -5,7 +5,6 @@
 
 mod pg;
 
-use std::path::Path;
 use std::process::Stdio;
 
 use rolegate::auth::md5::md5_secret;
@@ -18,7 +17,7 @@ use rolegate::protocol::FirstPacket;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use pg::{Pg, BIN};
+use pg::Pg;
 
 const PORT: u16 = 26543;
 const SCRAM_USER: &str = "scram_user";
@@ -144,8 +143,7 @@ async fn psql_through(
 
 #[tokio::test]
 async fn auth_against_postgres_15() {
-    if !Path::new(BIN).join("postgres").exists() {
-        eprintln!("skipped: no PostgreSQL 15 in {BIN}");
+    if pg::missing() {
         return;
     }
     let pg = start().expect("start PostgreSQL");

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use fake::{member_json, Proxy};
+use fake::Proxy;
 use pg::Pg;
 use tokio_postgres::NoTls;
 
@@ -53,8 +53,7 @@ fn start() -> anyhow::Result<Pg> {
 async fn proxy(member: SocketAddr, auth: &str) -> Proxy {
     let spec = "role = \"primary\"\npool_mode = \"transaction\"\nconnect_wait = \"300ms\"\nswitchover_hold_timeout = \"300ms\"";
     let proxy = Proxy::start_toml(&[spec.to_owned()], Some(auth)).await;
-    let members = [("pg1", member_json(member, "primary", "running", 1000))];
-    proxy.publish(&fake::keys(Some("pg1"), &members, None));
+    proxy.publish_primary(member);
     proxy
 }
 
@@ -100,8 +99,7 @@ fn refused(user: &str) -> Result<String, (String, String)> {
 
 #[tokio::test]
 async fn auth_query_against_postgres_15() {
-    if !pg::available() {
-        eprintln!("skipped: no PostgreSQL 15 in {}", pg::BIN);
+    if pg::missing() {
         return;
     }
     let pg = start().expect("start PostgreSQL");

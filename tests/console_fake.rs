@@ -9,7 +9,7 @@ mod fake;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fake::{member_json, query, read_msg, FakeBackend, Proxy};
+use fake::{query, read_msg, FakeBackend, Proxy};
 use tokio::io::AsyncWriteExt;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
@@ -27,8 +27,7 @@ async fn setup_waiting(pid: i32, query_wait_timeout: &str) -> (FakeBackend, Prox
         "[cluster]\nscope = \"demo\"\n[admin]\nadmin_users = [\"ops\"]\nstats_users = [\"mon\"]\n";
     let config = rolegate::config::parse(text, "test").unwrap();
     proxy.shared.config.store(Some(Arc::new(config)));
-    let members = [("pg1", member_json(b.addr, "primary", "running", 1000))];
-    proxy.publish(&fake::keys(Some("pg1"), &members, None));
+    proxy.publish_primary(b.addr);
     (b, proxy)
 }
 
@@ -201,8 +200,7 @@ async fn console_users_authenticate_with_the_auth_file() {
     let text = "[cluster]\nscope = \"demo\"\n[admin]\nadmin_users = [\"ops\", \"nofile\"]\n";
     let config = rolegate::config::parse(text, "test").unwrap();
     proxy.shared.config.store(Some(Arc::new(config)));
-    let members = [("pg1", member_json(b.addr, "primary", "running", 1000))];
-    proxy.publish(&fake::keys(Some("pg1"), &members, None));
+    proxy.publish_primary(b.addr);
     let a = proxy.addrs[0];
     let connect = |user: &str, password: &str| {
         let conninfo = format!(

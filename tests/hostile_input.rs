@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, Once};
 use std::time::Duration;
 
-use fake::{error_fields, member_json, query, startup_packet, Proxy};
+use fake::{error_fields, query, startup_packet, Proxy};
 use hostile::{frontend_burst, HostileBackend, Rng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -150,11 +150,6 @@ async fn select_one_works(proxy: &Proxy, what: &str) {
     assert!(!tags.contains(&b'E'), "{what}: {got:?}");
 }
 
-fn keys(addr: std::net::SocketAddr) -> std::collections::BTreeMap<String, Vec<u8>> {
-    let members = [("pg1", member_json(addr, "primary", "running", 1000))];
-    fake::keys(Some("pg1"), &members, None)
-}
-
 async fn pooled(extra: &str) -> Proxy {
     pooled_with("transaction", "type = \"trust\"", extra).await
 }
@@ -208,8 +203,7 @@ async fn garbage_clients(proxy: &Proxy, seeds: Vec<u64>, logged_in: bool) -> usi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_sending_garbage_get_protocol_answers_and_break_nothing() {
-    if !pg::available() {
-        eprintln!("skipped: no PostgreSQL 15 in {}", pg::BIN);
+    if pg::missing() {
         return;
     }
     count_panics();
@@ -221,9 +215,9 @@ async fn clients_sending_garbage_get_protocol_answers_and_break_nothing() {
     .expect("start PostgreSQL");
     let member = ([127, 0, 0, 1], PG_PORT).into();
     let proxy = pooled("").await;
-    proxy.publish(&keys(member));
+    proxy.publish_primary(member);
     let session = pooled_with("session", "type = \"trust\"", "").await;
-    session.publish(&keys(member));
+    session.publish_primary(member);
     let mut closed_by_rolegate = garbage_clients(&proxy, seeds(0..200), true).await;
     closed_by_rolegate += garbage_clients(&session, seeds(200..300), true).await;
     // The seeds are meant to reach rolegate's protocol errors, not only the server's.
@@ -266,7 +260,7 @@ async fn clients_sending_garbage_instead_of_a_password_are_refused() {
             file.display().to_string()
         );
         let proxy = pooled_with("transaction", &auth, "").await;
-        proxy.publish(&keys(backend.addr));
+        proxy.publish_primary(backend.addr);
         let refused = garbage_clients(&proxy, seeds(0..100), false).await;
         if std::env::var("HOSTILE_SEED").is_err() {
             assert!(
@@ -286,9 +280,9 @@ async fn servers_sending_garbage_give_clients_errors_and_the_pool_heals() {
     count_panics();
     let backend = HostileBackend::start(1000).await;
     let proxy = pooled("").await;
-    proxy.publish(&keys(backend.addr));
+    proxy.publish_primary(backend.addr);
     let session = pooled_with("session", "type = \"trust\"", "").await;
-    session.publish(&keys(backend.addr));
+    session.publish_primary(backend.addr);
     let (mut errors, mut framing_errors) =
         hostile_server_exchanges(&proxy, seeds(0..200), true).await;
     // In session mode the server is lent at login, so its garbage meets the login's path.
@@ -329,7 +323,7 @@ async fn servers_sending_garbage_through_a_passthrough_port() {
         None,
     )
     .await;
-    proxy.publish(&keys(backend.addr));
+    proxy.publish_primary(backend.addr);
     // Each client has its own server session, its bytes relayed as they come: the login's
     // garbage reaches the client as the server sent it, but a length no message has still
     // ends the session with rolegate's error (when the client's stream is between messages).

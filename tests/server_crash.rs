@@ -7,7 +7,7 @@ mod pg;
 
 use std::time::{Duration, Instant};
 
-use fake::{error_fields, member_json, query, read_msg, Proxy};
+use fake::{error_fields, query, read_msg, Proxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -51,8 +51,7 @@ fn messages(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_killed_mid_result_gives_the_client_an_error_between_rows() {
-    if !pg::available() {
-        eprintln!("skipped: no PostgreSQL 15 in {}", pg::BIN);
+    if pg::missing() {
         return;
     }
     let pg = pg::Pg::start(
@@ -65,8 +64,7 @@ async fn a_backend_killed_mid_result_gives_the_client_an_error_between_rows() {
     let spec = "role = \"primary\"\npool_mode = \"transaction\"\nconnect_wait = \"300ms\"\n\
                 pool_size = 1\n";
     let proxy = Proxy::start_toml(&[spec.to_owned()], Some("type = \"trust\"")).await;
-    let members = [("pg1", member_json(member, "primary", "running", 1000))];
-    proxy.publish(&fake::keys(Some("pg1"), &members, None));
+    proxy.publish_primary(member);
 
     let (mut c, _, _) = proxy.client(0).await;
     // One server in the pool: the next query runs on this backend.

@@ -7,7 +7,7 @@ mod fake;
 
 use std::time::Duration;
 
-use fake::{error_fields, member_json, query, read_msg, FakeBackend, Proxy};
+use fake::{error_fields, query, read_msg, FakeBackend, Proxy};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -15,8 +15,7 @@ async fn proxy(mode: &str) -> (FakeBackend, Proxy) {
     let b = FakeBackend::start(301).await;
     let spec = format!("role = \"primary\"\npool_mode = \"{mode}\"\nconnect_wait = \"300ms\"\n");
     let proxy = Proxy::start_toml(&[spec], Some("type = \"trust\"")).await;
-    let members = [("pg1", member_json(b.addr, "primary", "running", 1000))];
-    proxy.publish(&fake::keys(Some("pg1"), &members, None));
+    proxy.publish_primary(b.addr);
     (b, proxy)
 }
 

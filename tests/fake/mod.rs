@@ -292,6 +292,12 @@ impl Proxy {
         self.store.publish(derive(&state));
     }
 
+    /// Publishes a cluster whose only member, pg1, is the running primary at `addr`.
+    pub fn publish_primary(&self, addr: SocketAddr) {
+        let members = [("pg1", member_json(addr, "primary", "running", 1000))];
+        self.publish(&keys(Some("pg1"), &members, None));
+    }
+
     /// Connects to listener `i` and completes the startup; returns the stream and the
     /// BackendKeyData (pid, secret) the client saw.
     pub async fn client(&self, i: usize) -> (TcpStream, i32, Vec<u8>) {

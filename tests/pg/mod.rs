@@ -18,6 +18,15 @@ pub fn available() -> bool {
     Path::new(BIN).join("postgres").exists()
 }
 
+/// True, after saying the test is skipped, when PostgreSQL 15 is not installed.
+pub fn missing() -> bool {
+    let missing = !available();
+    if missing {
+        eprintln!("skipped: no PostgreSQL 15 in {BIN}");
+    }
+    missing
+}
+
 pub struct Pg {
     pub port: u16,
     dir: PathBuf,
