@@ -1,8 +1,9 @@
 //! The floor, tokio: the relay of `mio.rs` (see there) as one task per client on a
-//! current-thread runtime, rolegate's model, with rolegate's read (the socket's own reader
-//! waker, and a short read clearing the readiness) and write (`try_write`), the tasks
-//! spawned as rolegate spawns them (`tokio::spawn`, no LocalSet). The pool is a plain
-//! thread-local list; a client finding it empty yields and looks again.
+//! current-thread runtime, rolegate's model, reading and writing with rolegate's own
+//! `session::pooled::sock` (the socket's own reader waker, a short read clearing the
+//! readiness; `try_write` first), the tasks spawned as rolegate spawns them
+//! (`tokio::spawn`, no LocalSet). The pool is a plain thread-local list; a client finding
+//! it empty yields and looks again.
 //!
 //! `cargo run --release --example floor_tokio -- 127.0.0.1:23105 127.0.0.1:23011 20`
 
@@ -10,44 +11,10 @@
 mod common;
 
 use std::cell::RefCell;
-use std::io::{ErrorKind, Read};
 use std::sync::Arc;
-use std::task::{ready, Poll};
 
-use tokio::io::Interest;
+use rolegate::session::pooled::sock::{read, write_all};
 use tokio::net::{TcpListener, TcpStream};
-
-async fn recv(s: &TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
-    std::future::poll_fn(|cx| loop {
-        ready!(s.poll_read_ready(cx))?;
-        let mut short = None;
-        let r = s.try_io(Interest::READABLE, || {
-            let n = (&*socket2::SockRef::from(s)).read(buf)?;
-            if n > 0 && n < buf.len() {
-                short = Some(n);
-                return Err(ErrorKind::WouldBlock.into());
-            }
-            Ok(n)
-        });
-        match (short, r) {
-            (Some(n), _) => return Poll::Ready(Ok(n)),
-            (None, Err(e)) if e.kind() == ErrorKind::WouldBlock => {}
-            (None, r) => return Poll::Ready(r),
-        }
-    })
-    .await
-}
-
-async fn send(s: &TcpStream, mut b: &[u8]) -> std::io::Result<()> {
-    while !b.is_empty() {
-        match s.try_write(b) {
-            Ok(n) => b = &b[n..],
-            Err(e) if e.kind() == ErrorKind::WouldBlock => s.writable().await?,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
 
 struct Server {
     sock: TcpStream,
@@ -59,12 +26,12 @@ thread_local! {
     static POOL: RefCell<Vec<Server>> = const { RefCell::new(Vec::new()) };
 }
 
-async fn client(sock: TcpStream, greeting: Arc<[u8]>) -> std::io::Result<()> {
+async fn client(mut sock: TcpStream, greeting: Arc<[u8]>) -> std::io::Result<()> {
     let mut buf = vec![0u8; 16 * 1024];
     let mut startup = Vec::new();
     let mut ready = false;
     while !ready {
-        let n = recv(&sock, &mut buf).await?;
+        let n = read(&sock, &mut buf).await?;
         if n == 0 {
             return Ok(());
         }
@@ -72,16 +39,16 @@ async fn client(sock: TcpStream, greeting: Arc<[u8]>) -> std::io::Result<()> {
         while let Some((len, ssl)) = common::first_packet(&startup) {
             startup.drain(..len);
             if ssl {
-                send(&sock, b"N").await?;
+                write_all(&mut sock, b"N").await?;
             } else {
-                send(&sock, &greeting).await?;
+                write_all(&mut sock, &greeting).await?;
                 ready = true;
             }
         }
     }
     let mut answer = vec![0u8; 16 * 1024];
     loop {
-        let n = recv(&sock, &mut buf).await?;
+        let n = read(&sock, &mut buf).await?;
         if n == 0 || buf[0] == b'X' {
             return Ok(());
         }
@@ -91,12 +58,12 @@ async fn client(sock: TcpStream, greeting: Arc<[u8]>) -> std::io::Result<()> {
                 None => tokio::task::yield_now().await,
             }
         };
-        send(&server.sock, &buf[..n]).await?;
+        write_all(&mut server.sock, &buf[..n]).await?;
         loop {
-            let m = recv(&server.sock, &mut answer).await?;
+            let m = read(&server.sock, &mut answer).await?;
             assert!(m > 0, "a server closed its connection");
             let idle = server.frames.feed(&answer[..m]);
-            send(&sock, &answer[..m]).await?;
+            write_all(&mut sock, &answer[..m]).await?;
             if idle {
                 break;
             }

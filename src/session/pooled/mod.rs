@@ -12,7 +12,8 @@ mod login;
 pub mod params;
 pub mod relay;
 pub mod replay;
-mod sock;
+/// (Public for the tokio floor relay in benches/floor, which reads and writes as rolegate does.)
+pub mod sock;
 
 use std::sync::Arc;
 use std::time::Instant;
