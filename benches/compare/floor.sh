@@ -1,9 +1,9 @@
 # Sourced by benches/compare/run: the floor relays (benches/floor), measured beside the
-# proxies at `-S -c 16` and `-S -C -c 8`. They do the least a transaction pooler must (a client's query to
-# an idle server, the answer back) and nothing else, one as a hand-written mio loop
-# (PgBouncer's shape), one as a tokio task per client (rolegate's): their CPU is what no
-# pooler of that shape goes below on this machine, and their tps what the machine allows
-# a relay that costs (almost) nothing.
+# proxies at `-S -c 16` and `-S -C -c 8`. They do the least a transaction pooler must (a
+# client's query to an idle server, the answer back) and nothing else, one as a
+# hand-written mio loop (PgBouncer's shape), one as a tokio task per client (rolegate's):
+# their CPU is what no pooler of that shape goes below on this machine, and their tps what
+# the machine allows a relay that costs (almost) nothing.
 #
 #   floor-mio    23104  benches/floor/mio.rs, 20 server connections to the leader
 #   floor-tokio  23105  benches/floor/tokio.rs, the same
