@@ -9,7 +9,7 @@ use crate::protocol::frame::{Body, Seen, HEADER_LEN, MAX_MESSAGE_LEN};
 use crate::protocol::ProtocolError;
 
 /// Largest body collected.
-const MAX_COLLECTED: u32 = 4096;
+const MAX_COLLECTED: usize = 4096;
 
 /// The server's half of a pooled session's stream.
 #[derive(Debug, Default)]
@@ -76,89 +76,172 @@ impl Backend {
         self.error_at.map(|at| at as usize)
     }
 
-    /// Feeds a server chunk: appends what the client must get to `out`, and pushes
-    /// ReadyForQuery, ParameterStatus, ErrorResponse and NoticeResponse messages to `seen`.
+    /// Feeds a server chunk and says where what the client must get is: while every byte
+    /// goes to the client as it came (the usual case), the chunk itself, up to an end
+    /// ([`Fed::Chunk`]), with nothing copied; else `out`, to which it was appended
+    /// ([`Fed::Out`]; on an error, `out` holds the whole messages before the bad one).
+    /// ReadyForQuery, ParameterStatus, ErrorResponse and NoticeResponse messages are
+    /// pushed to `seen`.
     pub fn feed(
         &mut self,
-        mut chunk: &[u8],
+        chunk: &[u8],
         expected: &mut Expected,
         out: &mut Vec<u8>,
         seen: &mut Vec<Seen>,
-    ) -> Result<(), ProtocolError> {
+    ) -> Result<Fed, ProtocolError> {
         self.error_at = None;
         // Held-back bytes start the output: the message they began goes on there.
         self.msg_at = if self.holding { Some(0) } else { None };
+        // The output is `chunk[..same]` while nothing before it goes first (held-back
+        // bytes, a header begun in an earlier chunk) and nothing is left out or made up.
+        let mut same = (!self.holding && out.is_empty() && self.header_len == 0).then_some(0);
         self.holding = false;
-        while !chunk.is_empty() {
+        let r = self.feed_from(chunk, expected, out, seen, &mut same);
+        if r.is_err() {
+            copy_out(&mut same, chunk, out);
+        }
+        r?;
+        if self.at_boundary() {
+            if expected.made_due() {
+                copy_out(&mut same, chunk, out);
+            }
+            expected.flush_made(out);
+        }
+        Ok(same.map_or(Fed::Out, Fed::Chunk))
+    }
+
+    fn feed_from(
+        &mut self,
+        chunk: &[u8],
+        expected: &mut Expected,
+        out: &mut Vec<u8>,
+        seen: &mut Vec<Seen>,
+        same: &mut Option<usize>,
+    ) -> Result<(), ProtocolError> {
+        let mut pos = 0;
+        while pos < chunk.len() {
             if self.left > 0 {
-                let take = chunk
-                    .len()
-                    .min(usize::try_from(self.left).unwrap_or(usize::MAX));
-                if self.forward {
-                    out.extend_from_slice(&chunk[..take]);
+                let take = (chunk.len() - pos).min(self.left as usize);
+                let piece = &chunk[pos..pos + take];
+                pos += take;
+                if !self.forward {
+                    copy_out(same, chunk, out);
+                } else if let Some(end) = same {
+                    *end = pos;
+                } else {
+                    out.extend_from_slice(piece);
                 }
                 if let Some((_, body)) = &mut self.collecting {
-                    body.extend_from_slice(&chunk[..take]);
+                    body.extend_from_slice(piece);
                 }
-                self.left -= u32::try_from(take).unwrap_or(u32::MAX);
-                chunk = &chunk[take..];
+                self.left -= take as u32; // at most `left`
                 if self.left == 0 {
                     self.finish(seen);
                 }
                 continue;
             }
-            let have = usize::from(self.header_len);
-            let take = (HEADER_LEN - have).min(chunk.len());
-            self.header[have..have + take].copy_from_slice(&chunk[..take]);
-            self.header_len += take as u8; // at most HEADER_LEN
-            chunk = &chunk[take..];
-            if usize::from(self.header_len) == HEADER_LEN {
-                self.header_len = 0;
-                self.start(expected, out, seen)?;
+            let rest = &chunk[pos..];
+            if self.header_len == 0 && rest.len() >= HEADER_LEN {
+                // The whole header is here (the usual case): read in place.
+                let (tag, len) = parse_header(rest)?;
+                let body_len = (len - 4) as usize;
+                let forward = self.decide(tag, expected, out, same, chunk);
+                let Some(body) = rest.get(HEADER_LEN..HEADER_LEN + body_len) else {
+                    if forward {
+                        self.forwarded(tag, same, out, &rest[..HEADER_LEN]);
+                    }
+                    self.body_follows(tag, body_len, seen);
+                    pos += HEADER_LEN;
+                    continue;
+                };
+                // The whole message too (the usual case): at once.
+                let whole = &rest[..HEADER_LEN + body_len];
+                if forward {
+                    self.forwarded(tag, same, out, whole);
+                }
+                if collected(tag, body_len) {
+                    seen.push(Seen {
+                        tag,
+                        body: Body::from_slice(body),
+                    });
+                }
+                pos += whole.len();
+                continue;
             }
-        }
-        if self.at_boundary() {
-            expected.flush_made(out);
+            // A header in pieces, perhaps across chunks.
+            let have = usize::from(self.header_len);
+            let take = (HEADER_LEN - have).min(rest.len());
+            self.header[have..have + take].copy_from_slice(&rest[..take]);
+            self.header_len += take as u8; // at most HEADER_LEN
+            pos += take;
+            if usize::from(self.header_len) < HEADER_LEN {
+                continue; // the chunk ended in the header
+            }
+            self.header_len = 0;
+            // Part of it came in an earlier chunk: the output cannot be this one.
+            copy_out(same, chunk, out);
+            let header = self.header;
+            let (tag, len) = parse_header(&header)?;
+            if self.decide(tag, expected, out, same, chunk) {
+                self.forwarded(tag, same, out, &header);
+            }
+            self.body_follows(tag, (len - 4) as usize, seen);
         }
         Ok(())
     }
 
-    fn start(
+    /// Whether message `tag` goes to the client (made-up answers due before it are
+    /// output first); one that does not ends the output being the chunk itself.
+    #[inline]
+    fn decide(
         &mut self,
+        tag: u8,
         expected: &mut Expected,
         out: &mut Vec<u8>,
-        seen: &mut Vec<Seen>,
-    ) -> Result<(), ProtocolError> {
-        let tag = self.header[0];
-        let len = u32::from_be_bytes([
-            self.header[1],
-            self.header[2],
-            self.header[3],
-            self.header[4],
-        ]);
-        if !(4..=MAX_MESSAGE_LEN).contains(&len) {
-            return Err(ProtocolError::MessageLength {
-                tag: char::from(tag),
-                len,
-            });
+        same: &mut Option<usize>,
+        chunk: &[u8],
+    ) -> bool {
+        self.forward = if expected.made_due() {
+            copy_out(same, chunk, out);
+            expected.on_backend(tag, out)
+        } else {
+            expected.answer(tag)
+        };
+        if !self.forward {
+            copy_out(same, chunk, out);
         }
-        self.forward = expected.on_backend(tag, out);
-        if self.forward {
-            // An output is one read's worth plus held-back bytes (KBs): it fits.
-            self.msg_at = Some(out.len() as u32);
-            if tag == b'E' {
-                self.error_at = self.msg_at;
-            }
-            out.extend_from_slice(&self.header);
+        self.forward
+    }
+
+    /// A message for the client begins: `bytes` (its header, perhaps its body too, as
+    /// they came) are output.
+    #[inline]
+    fn forwarded(&mut self, tag: u8, same: &mut Option<usize>, out: &mut Vec<u8>, bytes: &[u8]) {
+        let at = if let Some(end) = same {
+            let at = *end;
+            *end += bytes.len();
+            at
+        } else {
+            let at = out.len();
+            out.extend_from_slice(bytes);
+            at
+        };
+        // An output is one read's worth plus held-back bytes (KBs): it fits.
+        self.msg_at = Some(at as u32);
+        if tag == b'E' {
+            self.error_at = self.msg_at;
         }
-        self.left = len - 4;
-        if matches!(tag, b'Z' | b'S' | b'E' | b'N') && len - 4 <= MAX_COLLECTED {
-            self.collecting = Some((tag, Body::with_capacity((len - 4) as usize)));
+    }
+
+    /// The message's body of `len` bytes comes in later reads.
+    fn body_follows(&mut self, tag: u8, len: usize, seen: &mut Vec<Seen>) {
+        self.left = len as u32; // checked against MAX_MESSAGE_LEN
+        if collected(tag, len) {
+            self.collecting = Some((tag, Body::with_capacity(len)));
         }
-        if self.left == 0 {
+        if len == 0 {
             self.finish(seen);
         }
-        Ok(())
     }
 
     fn finish(&mut self, seen: &mut Vec<Seen>) {
@@ -168,138 +251,40 @@ impl Backend {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::super::expect::{Action, Expect, Req};
-    use super::*;
+/// Where the output of a [`Backend::feed`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fed {
+    /// The chunk up to this end, unchanged (`out` was left as it was: empty).
+    Chunk(usize),
+    /// `out`.
+    Out,
+}
 
-    fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
-        let mut v = vec![tag];
-        v.extend_from_slice(&(u32::try_from(body.len()).unwrap() + 4).to_be_bytes());
-        v.extend_from_slice(body);
-        v
+/// A message's tag and length from its header (which `bytes` starts with), the length
+/// checked.
+fn parse_header(bytes: &[u8]) -> Result<(u8, u32), ProtocolError> {
+    let tag = bytes[0];
+    let len = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+    if !(4..=MAX_MESSAGE_LEN).contains(&len) {
+        return Err(ProtocolError::MessageLength {
+            tag: char::from(tag),
+            len,
+        });
     }
+    Ok((tag, len))
+}
 
-    #[test]
-    fn split_anywhere_gives_the_same_output() {
-        let mut stream = Vec::new();
-        for m in [
-            msg(b'1', b""),
-            msg(b'2', b""),
-            msg(b'D', b"\0\x01\0\0\0\x03abc"),
-            msg(b'S', b"TimeZone\0UTC\0"),
-            msg(b'C', b"SELECT 1\0"),
-            msg(b'Z', b"I"),
-        ] {
-            stream.extend(m);
-        }
-        let mut want = Vec::new();
-        for m in [
-            msg(b'1', b""),
-            msg(b'2', b""),
-            msg(b'D', b"\0\x01\0\0\0\x03abc"),
-            msg(b'S', b"TimeZone\0UTC\0"),
-            msg(b'C', b"SELECT 1\0"),
-            msg(b'3', b""),
-            msg(b'Z', b"I"),
-        ] {
-            want.extend(m);
-        }
-        for cut in 0..stream.len() {
-            let mut q = Expected::default();
-            q.push(Expect::new(Req::Parse, Action::Make(b'1')));
-            q.push(Expect::new(Req::Parse, Action::Swallow));
-            q.push(Expect::new(Req::Bind, Action::Forward));
-            q.push(Expect::new(Req::Execute, Action::Forward));
-            q.push(Expect::new(Req::Close, Action::Make(b'3')));
-            q.push(Expect::new(Req::Sync, Action::Forward));
-            let (mut b, mut out, mut seen) = (Backend::default(), Vec::new(), Vec::new());
-            b.feed(&stream[..cut], &mut q, &mut out, &mut seen).unwrap();
-            b.feed(&stream[cut..], &mut q, &mut out, &mut seen).unwrap();
-            assert_eq!(out, want, "cut at {cut}");
-            assert_eq!(seen.len(), 2);
-            assert_eq!(seen[1].body.as_slice(), b"I");
-            assert!(q.is_empty() && b.at_boundary());
-        }
-    }
+/// Whether a message with `tag` and a body of `len` bytes goes to `seen`.
+fn collected(tag: u8, len: usize) -> bool {
+    matches!(tag, b'Z' | b'S' | b'E' | b'N') && len <= MAX_COLLECTED
+}
 
-    /// Whole messages only: true when `out` is a run of complete messages.
-    fn whole(mut out: &[u8]) -> bool {
-        while out.len() >= 5 {
-            let len = u32::from_be_bytes([out[1], out[2], out[3], out[4]]) as usize;
-            if out.len() < len + 1 {
-                return false;
-            }
-            out = &out[len + 1..];
-        }
-        out.is_empty()
-    }
-
-    #[test]
-    fn held_back_messages_leave_every_output_whole() {
-        let big = vec![b'x'; 300];
-        let mut stream = Vec::new();
-        for m in [
-            msg(b'T', b"\0\x01a\0"),
-            msg(b'D', &big),
-            msg(b'D', b"\0\x01\0\0\0\x01y"),
-            msg(b'C', b"SELECT 2\0"),
-            msg(b'Z', b"I"),
-        ] {
-            stream.extend(m);
-        }
-        // Every cut in two and in three: what the relay sends (the output up to
-        // `partial_at`, the rest held and put first in the next output) is whole messages
-        // each time, and the same bytes in all.
-        for a in 0..=stream.len() {
-            for b in (a..=stream.len()).step_by(7) {
-                let mut q = Expected::default();
-                q.push(Expect::new(Req::Sync, Action::Forward));
-                let mut back = Backend::default();
-                let (mut sent, mut tail) = (Vec::new(), Vec::new());
-                for chunk in [&stream[..a], &stream[a..b], &stream[b..]] {
-                    let mut out = std::mem::take(&mut tail);
-                    back.feed(chunk, &mut q, &mut out, &mut Vec::new()).unwrap();
-                    if let Some(at) = back.partial_at() {
-                        tail = out.split_off(at);
-                        back.hold();
-                    }
-                    assert!(whole(&out), "cuts {a}, {b}: {out:?}");
-                    assert!(back.client_at_boundary(), "cuts {a}, {b}");
-                    sent.extend(out);
-                }
-                assert_eq!(sent, stream, "cuts {a}, {b}");
-                assert!(tail.is_empty() && back.at_boundary());
-            }
-        }
-        // Not held: the client's stream is in the middle of the message.
-        let mut q = Expected::default();
-        q.push(Expect::new(Req::Sync, Action::Forward));
-        let mut back = Backend::default();
-        let mut out = Vec::new();
-        back.feed(&stream[..20], &mut q, &mut out, &mut Vec::new())
-            .unwrap();
-        assert_eq!(
-            back.partial_at(),
-            Some(9),
-            "the DataRow began after the RowDescription"
-        );
-        assert!(!back.client_at_boundary());
-        out.clear();
-        back.feed(&stream[20..30], &mut q, &mut out, &mut Vec::new())
-            .unwrap();
-        assert_eq!(back.partial_at(), None, "it began in an earlier output");
-    }
-
-    #[test]
-    fn impossible_length_is_an_error() {
-        let mut q = Expected::default();
-        let r = Backend::default().feed(
-            &[b'Z', 0, 0, 0, 1],
-            &mut q,
-            &mut Vec::new(),
-            &mut Vec::new(),
-        );
-        assert!(r.is_err());
+/// The output stops being the chunk itself: what it was so far goes to `out`.
+fn copy_out(same: &mut Option<usize>, chunk: &[u8], out: &mut Vec<u8>) {
+    if let Some(end) = same.take() {
+        out.extend_from_slice(&chunk[..end]);
     }
 }
+
+#[cfg(test)]
+mod tests;

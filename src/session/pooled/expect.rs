@@ -149,37 +149,64 @@ impl Expected {
             return true;
         }
         self.flush_made(out);
+        self.answer(tag)
+    }
+
+    /// [`on_backend`](Self::on_backend) when no made-up answer is due
+    /// ([`made_due`](Self::made_due) is false), so nothing is appended. (Inline: it runs
+    /// at every server message.)
+    #[inline]
+    pub fn answer(&mut self, tag: u8) -> bool {
+        if asynchronous(tag) {
+            return true;
+        }
         let Some(front) = self.queue.front_mut() else {
             return true;
         };
-        let forward = front.action == Action::Forward || tag == b'E';
         if tag == b'E' {
             front.errored = true;
         }
+        let forward = matches!(front.action, Action::Forward) || tag == b'E';
         if front.req.completed_by(tag) {
-            if let Some(done) = self.queue.pop_front() {
-                self.completed(&done, tag);
-            }
+            self.completed(tag);
         }
         forward
     }
 
-    fn completed(&mut self, done: &Expect, tag: u8) {
+    /// The request at the front is answered (by `tag`, its last answer).
+    fn completed(&mut self, tag: u8) {
+        let Some(done) = self.queue.pop_front() else {
+            return;
+        };
         if tag == b'E' {
             if done.req == Req::Parse {
-                self.effects.not_prepared.extend(done.stmt.clone());
+                self.effects.not_prepared.extend(done.stmt);
             }
             if !done.req.self_contained() {
                 self.skip_to_sync();
             }
             return;
         }
-        if done.req == Req::Parse {
-            self.effects.prepared.extend(done.stmt.clone());
-        }
         if done.resets && !done.errored {
             self.effects.reset = true;
         }
+        if done.req == Req::Parse {
+            self.effects.prepared.extend(done.stmt);
+        }
+    }
+
+    /// Whether a made-up answer is at the front of the queue ([`flush_made`](Self::flush_made)
+    /// would append something).
+    #[inline]
+    #[must_use]
+    pub fn made_due(&self) -> bool {
+        matches!(
+            self.queue.front(),
+            Some(Expect {
+                action: Action::Make(_),
+                ..
+            })
+        )
     }
 
     /// Made-up answers at the front of the queue are due now (everything before them

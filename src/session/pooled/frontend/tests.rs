@@ -1,3 +1,4 @@
+use super::super::backend::Fed;
 use super::rewrite::resets_statements;
 use super::*;
 use crate::protocol::io::put_message as put;
@@ -64,8 +65,11 @@ impl World {
             .iter()
             .flat_map(|&t| msg(t, if t == b'Z' { b"I" } else { b"" }))
             .collect();
-        b.feed(&stream, &mut self.expected, &mut out, &mut seen)
-            .unwrap();
+        let fed = b.feed(&stream, &mut self.expected, &mut out, &mut seen);
+        if let Ok(Fed::Chunk(end)) = fed {
+            out.extend_from_slice(&stream[..end]);
+        }
+        fed.unwrap();
         split(&out).into_iter().map(|(t, _)| t).collect()
     }
 }

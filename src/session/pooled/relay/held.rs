@@ -12,6 +12,7 @@ use crate::protocol::io::parse_parameter_status;
 use crate::protocol::{PgError, ProtocolError};
 use crate::route::SessionGuard;
 use crate::session::clients::ClientInfo;
+use crate::session::pooled::backend::Fed;
 use crate::session::pooled::bufs::Bufs;
 use crate::session::pooled::ending::{
     apply_effects, killed, query_done, server_broke_protocol, shutdown_during_commit,
@@ -102,20 +103,30 @@ impl Relay<'_> {
             // tail's (cleared) is free for the next hold.
             std::mem::swap(&mut bufs.out, &mut bufs.tail);
         }
-        if let Err(e) = self.back.feed(
+        let fed = self.back.feed(
             &bufs.server_in[..n],
             &mut self.expected,
             &mut bufs.out,
             &mut bufs.seen,
-        ) {
-            // The output ends where the bad message began (a header is forwarded only
-            // once its length is checked): the client gets the whole messages before it,
-            // then the error, which `steps` sends when the backend is between messages,
-            // as it is again once started over.
-            let _ = sock::write_all(stream, &bufs.out).await;
-            self.back = Backend::default();
-            return Ok(Step::fail(server_broke_protocol(conn, &e)));
-        }
+        );
+        let fed = match fed {
+            Ok(fed) => fed,
+            Err(e) => {
+                // `out` ends where the bad message began (a header is forwarded only
+                // once its length is checked): the client gets the whole messages before
+                // it, then the error, which `steps` sends when the backend is between
+                // messages, as it is again once started over.
+                let _ = sock::write_all(stream, &bufs.out).await;
+                self.back = Backend::default();
+                return Ok(Step::fail(server_broke_protocol(conn, &e)));
+            }
+        };
+        // What the client gets: the server's bytes as they came (nothing copied), or
+        // what the backend built; `len` of it, once cut below.
+        let (output, mut len) = match fed {
+            Fed::Chunk(end) => (&bufs.server_in[..], end),
+            Fed::Out => (&bufs.out[..], bufs.out.len()),
+        };
         apply_effects(c, &mut self.expected, &mut conn.statements);
         let stats = &c.listener.stats;
         let transaction_mode = c.setup.mode == PoolMode::Transaction;
@@ -148,7 +159,7 @@ impl Relay<'_> {
                 // client does not see it (when it began in this chunk), and the server
                 // is closed rather than given back with its last words read.
                 if let Some(at) = self.back.error_at() {
-                    bufs.out.truncate(at);
+                    len = len.min(at);
                 }
                 tracing::info!(member = %conn.addr.member, pid = conn.key.pid, "server sent an error after its transaction ended (it is closing); closing it");
             } else {
@@ -159,14 +170,14 @@ impl Relay<'_> {
         // stream stays between messages should the server go away (it then gets an error
         // rather than part of a message). A long one streams on as it comes.
         if let Some(at) = self.back.partial_at() {
-            if bufs.out.len() - at <= MAX_HELD {
-                bufs.tail.extend_from_slice(&bufs.out[at..]);
-                bufs.out.truncate(at);
+            if len - at <= MAX_HELD {
+                bufs.tail.extend_from_slice(&output[at..len]);
+                len = at;
                 self.back.hold();
             }
         }
-        stats.bytes_sent.add(bufs.out.len() as u64);
-        if !bufs.out.is_empty() && sock::write_all(stream, &bufs.out).await.is_err() {
+        stats.bytes_sent.add(len as u64);
+        if len > 0 && sock::write_all(stream, &output[..len]).await.is_err() {
             return Ok(Step::Left { clean: false });
         }
         Ok(match (release, closing) {
