@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::expect::Expected;
+use super::expect::{Effect, Expected};
 use super::frontend::Flow;
 use super::{apply, Client, Held};
 use crate::config::PoolMode;
@@ -49,20 +49,26 @@ pub(super) fn apply_effects(
     if fx.is_empty() {
         return; // most answers (simple queries, unnamed statements) change nothing
     }
-    for s in fx.prepared.drain(..) {
-        c.setup
-            .known_statements
-            .add(&c.login.database, &c.login.user, s);
-    }
     if fx.reset {
         statements.clear();
         fx.reset = false;
     }
-    for s in fx.not_prepared.drain(..) {
-        statements.remove(&s);
+    // Removals before restorations: a Parse and an eviction Close of one name that both
+    // never ran leave the server with it.
+    for (effect, s) in &fx.changes {
+        match effect {
+            Effect::Prepared => {
+                let known = &c.setup.known_statements;
+                known.add(&c.login.database, &c.login.user, s.clone());
+            }
+            Effect::NotPrepared => statements.remove(s),
+            Effect::StillPrepared => {}
+        }
     }
-    for s in fx.still_prepared.drain(..) {
-        statements.restore(s);
+    for (effect, s) in fx.changes.drain(..) {
+        if effect == Effect::StillPrepared {
+            statements.restore(s);
+        }
     }
 }
 

@@ -81,15 +81,23 @@ impl Expect {
     }
 }
 
+/// What an answer showed about one server statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Parse succeeded: the server has it (and it is valid SQL).
+    Prepared,
+    /// Parse never ran or failed: the server does not have it.
+    NotPrepared,
+    /// Eviction Close never ran: the server still has it.
+    StillPrepared,
+}
+
 /// What happened to server statements as answers arrived.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Effects {
-    /// Parse succeeded: the server has these (and they are valid SQL).
-    pub prepared: Vec<Bytes>,
-    /// Parse never ran or failed: the server does not have these.
-    pub not_prepared: Vec<Bytes>,
-    /// Eviction Close never ran: the server still has these.
-    pub still_prepared: Vec<Bytes>,
+    /// In the order they were seen. (One list, not one per kind: an empty one is dropped
+    /// with every transaction's state.)
+    pub changes: Vec<(Effect, Bytes)>,
     /// DISCARD ALL / DEALLOCATE ALL succeeded: the server has none.
     pub reset: bool,
 }
@@ -98,10 +106,20 @@ impl Effects {
     /// Nothing happened to the server's statements.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.prepared.is_empty()
-            && self.not_prepared.is_empty()
-            && self.still_prepared.is_empty()
-            && !self.reset
+        self.changes.is_empty() && !self.reset
+    }
+
+    /// The statements with `effect`, in the order seen.
+    #[must_use]
+    pub fn of(&self, effect: Effect) -> Vec<Bytes> {
+        let with = self.changes.iter().filter(|(e, _)| *e == effect);
+        with.map(|(_, s)| s.clone()).collect()
+    }
+
+    fn add(&mut self, effect: Effect, stmt: Option<Bytes>) {
+        if let Some(s) = stmt {
+            self.changes.push((effect, s));
+        }
     }
 }
 
@@ -180,7 +198,7 @@ impl Expected {
         };
         if tag == b'E' {
             if done.req == Req::Parse {
-                self.effects.not_prepared.extend(done.stmt);
+                self.effects.add(Effect::NotPrepared, done.stmt);
             }
             if !done.req.self_contained() {
                 self.skip_to_sync();
@@ -191,7 +209,7 @@ impl Expected {
             self.effects.reset = true;
         }
         if done.req == Req::Parse {
-            self.effects.prepared.extend(done.stmt);
+            self.effects.add(Effect::Prepared, done.stmt);
         }
     }
 
@@ -237,9 +255,11 @@ impl Expected {
             };
             match (e.req, e.action, e.stmt) {
                 (Req::Parse, Action::Forward | Action::Swallow, Some(s)) => {
-                    self.effects.not_prepared.push(s);
+                    self.effects.add(Effect::NotPrepared, Some(s));
                 }
-                (Req::Close, Action::Swallow, Some(s)) => self.effects.still_prepared.push(s),
+                (Req::Close, Action::Swallow, Some(s)) => {
+                    self.effects.add(Effect::StillPrepared, Some(s));
+                }
                 _ => {}
             }
         }
@@ -278,8 +298,11 @@ mod tests {
         assert_eq!(out, b"2DDCZ");
         assert_eq!(made, b"13");
         assert!(q.is_empty());
-        assert_eq!(q.effects.prepared, vec![Bytes::from_static(b"rg_x")]);
-        assert!(q.effects.not_prepared.is_empty() && q.effects.still_prepared.is_empty());
+        assert_eq!(
+            q.effects.of(Effect::Prepared),
+            vec![Bytes::from_static(b"rg_x")]
+        );
+        assert_eq!(q.effects.changes.len(), 1);
     }
 
     #[test]
@@ -293,8 +316,14 @@ mod tests {
         let (out, made) = run(&mut q, b"EZ");
         assert_eq!(out, b"EZ");
         assert!(made.is_empty());
-        assert_eq!(q.effects.not_prepared, vec![Bytes::from_static(b"rg_a")]);
-        assert_eq!(q.effects.still_prepared, vec![Bytes::from_static(b"rg_b")]);
+        assert_eq!(
+            q.effects.of(Effect::NotPrepared),
+            vec![Bytes::from_static(b"rg_a")]
+        );
+        assert_eq!(
+            q.effects.of(Effect::StillPrepared),
+            vec![Bytes::from_static(b"rg_b")]
+        );
     }
 
     #[test]
@@ -305,7 +334,10 @@ mod tests {
         q.push(Expect::new(Req::Sync, Action::Forward));
         let (out, _) = run(&mut q, b"NEZ");
         assert_eq!(out, b"NEZ");
-        assert_eq!(q.effects.not_prepared, vec![Bytes::from_static(b"rg_a")]);
+        assert_eq!(
+            q.effects.of(Effect::NotPrepared),
+            vec![Bytes::from_static(b"rg_a")]
+        );
     }
 
     #[test]
