@@ -280,7 +280,7 @@ fn collected(tag: u8, len: usize) -> bool {
 }
 
 /// The output stops being the chunk itself: what it was so far goes to `out`.
-fn copy_out(same: &mut Option<usize>, chunk: &[u8], out: &mut Vec<u8>) {
+pub(super) fn copy_out(same: &mut Option<usize>, chunk: &[u8], out: &mut Vec<u8>) {
     if let Some(end) = same.take() {
         out.extend_from_slice(&chunk[..end]);
     }

@@ -8,6 +8,7 @@ use std::num::NonZeroUsize;
 
 use bytes::Bytes;
 
+use super::backend::{copy_out, Fed};
 use super::expect::{Action, Expect, Expected, Req};
 use crate::pool::prepared::{ClientStatements, ServerStatements, Statement};
 use crate::protocol::frame::{HEADER_LEN, MAX_MESSAGE_LEN};
@@ -144,62 +145,98 @@ impl Frontend {
         Some(reply)
     }
 
-    /// Feeds a client chunk; appends what the server must get to `out`. Returns true when
-    /// the client sent Terminate (which is not forwarded: the server stays pooled).
+    /// Feeds a client chunk and says where what the server must get is: the chunk itself
+    /// up to an end while every byte so far goes as it came (the usual case: nothing
+    /// copied), else `out`, to which it was appended (see [`Fed`]). True when the client
+    /// sent Terminate (which is not forwarded: the server stays pooled).
     pub fn feed(
         &mut self,
-        mut chunk: &[u8],
+        chunk: &[u8],
         ctx: &mut Ctx<'_>,
         out: &mut Vec<u8>,
+    ) -> Result<(bool, Fed), ProtocolError> {
+        // As for the backend: only when nothing of this output came before the chunk.
+        let mut same = (out.is_empty() && self.at_boundary()).then_some(0);
+        let leaving = self.feed_from(chunk, ctx, out, &mut same)?;
+        Ok((leaving, same.map_or(Fed::Out, Fed::Chunk)))
+    }
+
+    fn feed_from(
+        &mut self,
+        chunk: &[u8],
+        ctx: &mut Ctx<'_>,
+        out: &mut Vec<u8>,
+        same: &mut Option<usize>,
     ) -> Result<bool, ProtocolError> {
-        while !chunk.is_empty() {
+        let mut pos = 0;
+        while pos < chunk.len() {
             match &mut self.state {
                 State::Pass(left) => {
-                    let take = chunk
-                        .len()
-                        .min(usize::try_from(*left).unwrap_or(usize::MAX));
-                    out.extend_from_slice(&chunk[..take]);
+                    let take =
+                        (chunk.len() - pos).min(usize::try_from(*left).unwrap_or(usize::MAX));
+                    if let Some(end) = same {
+                        *end += take;
+                    } else {
+                        out.extend_from_slice(&chunk[pos..pos + take]);
+                    }
                     *left -= take as u64;
                     if *left == 0 {
                         self.state = State::Header;
                     }
-                    chunk = &chunk[take..];
+                    pos += take;
                 }
                 State::Collect { left, body, .. } => {
-                    let take = chunk.len().min(*left);
+                    let take = (chunk.len() - pos).min(*left);
                     if body.capacity() == 0 {
                         body.reserve((*left).min(64 * 1024));
                     }
-                    body.extend_from_slice(&chunk[..take]);
+                    body.extend_from_slice(&chunk[pos..pos + take]);
                     *left -= take;
-                    chunk = &chunk[take..];
+                    pos += take;
                     if *left == 0 {
                         if let State::Collect { tag, body, .. } =
                             std::mem::replace(&mut self.state, State::Header)
                         {
+                            copy_out(same, chunk, out);
                             self.rewrite(tag, &body, ctx, out);
                         }
                     }
                 }
                 State::Header => {
                     let have = usize::from(self.header_len);
-                    let take = (HEADER_LEN - have).min(chunk.len());
-                    self.header[have..have + take].copy_from_slice(&chunk[..take]);
+                    let take = (HEADER_LEN - have).min(chunk.len() - pos);
+                    self.header[have..have + take].copy_from_slice(&chunk[pos..pos + take]);
                     // At most HEADER_LEN (5): fits.
                     self.header_len = u8::try_from(have + take).unwrap_or(u8::MAX);
-                    chunk = &chunk[take..];
-                    if usize::from(self.header_len) == HEADER_LEN {
-                        self.header_len = 0;
-                        if self.start(ctx, out)? {
-                            return Ok(true);
-                        }
-                        // A message to rewrite that is whole in this chunk: used in place.
-                        if let State::Collect { tag, left, .. } = self.state {
-                            if left <= chunk.len() {
-                                self.state = State::Header;
-                                self.rewrite(tag, &chunk[..left], ctx, out);
-                                chunk = &chunk[left..];
+                    pos += take;
+                    if usize::from(self.header_len) < HEADER_LEN {
+                        continue;
+                    }
+                    self.header_len = 0;
+                    if take < HEADER_LEN {
+                        // Part of the header came in an earlier chunk.
+                        copy_out(same, chunk, out);
+                    }
+                    if self.start(ctx, out, same)? {
+                        return Ok(true);
+                    }
+                    // A message to rewrite that is whole in this chunk: used in place.
+                    if let State::Collect { tag, left, .. } = self.state {
+                        if left <= chunk.len() - pos {
+                            self.state = State::Header;
+                            let body = &chunk[pos..pos + left];
+                            match same {
+                                // A query goes as it came (the usual case).
+                                Some(end) if tag == b'Q' => {
+                                    self.query(body, ctx);
+                                    *end += HEADER_LEN + left;
+                                }
+                                _ => {
+                                    copy_out(same, chunk, out);
+                                    self.rewrite(tag, body, ctx, out);
+                                }
                             }
+                            pos += left;
                         }
                     }
                 }
@@ -208,8 +245,14 @@ impl Frontend {
         Ok(false)
     }
 
-    /// A whole header arrived; returns true for Terminate.
-    fn start(&mut self, ctx: &mut Ctx<'_>, out: &mut Vec<u8>) -> Result<bool, ProtocolError> {
+    /// A whole header arrived; returns true for Terminate. A message that is not
+    /// collected has its header output.
+    fn start(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        out: &mut Vec<u8>,
+        same: &mut Option<usize>,
+    ) -> Result<bool, ProtocolError> {
         let tag = self.header[0];
         let len = u32::from_be_bytes([
             self.header[1],
@@ -235,11 +278,7 @@ impl Frontend {
                     left: body,
                     body: Vec::new(), // allocated if the body spans chunks
                 };
-                if body == 0 {
-                    self.state = State::Header;
-                    self.rewrite(tag, &[], ctx, out);
-                }
-                return Ok(false);
+                return Ok(false); // (an empty body: handled by the caller, in place)
             }
             let req = match tag {
                 b'E' => Some(Req::Execute),
@@ -251,7 +290,11 @@ impl Frontend {
                 ctx.expected.push(Expect::new(req, Action::Forward));
             }
         }
-        out.extend_from_slice(&self.header);
+        if let Some(end) = same {
+            *end += HEADER_LEN;
+        } else {
+            out.extend_from_slice(&self.header);
+        }
         if body > 0 {
             self.state = State::Pass(body as u64);
         }

@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 
 mod held;
 
-use super::backend::Backend;
+use super::backend::{Backend, Fed};
 use super::bufs::Bufs;
 use super::checkout::prepare;
 use super::ending::{client_broke_protocol, fail, finish, killed, lost, say};
@@ -340,15 +340,20 @@ impl Relay<'_> {
             expected: &mut self.expected,
             flow: &mut self.flow,
         };
-        let leaving = match self
+        let (leaving, fed) = match self
             .front
             .feed(&bufs.client_in[..n], &mut ctx, &mut bufs.out)
         {
-            Ok(leaving) => leaving,
+            Ok(sent) => sent,
             Err(e) => return Ok(Step::fail(client_broke_protocol(&e))),
         };
-        if !bufs.out.is_empty() {
-            if let Err(e) = sock::write_all(&mut conn.stream, &bufs.out).await {
+        // The client's bytes as they came (nothing copied), or what the frontend built.
+        let output = match fed {
+            Fed::Chunk(end) => &bufs.client_in[..end],
+            Fed::Out => &bufs.out[..],
+        };
+        if !output.is_empty() {
+            if let Err(e) = sock::write_all(&mut conn.stream, output).await {
                 return Ok(self.lost(conn, &e));
             }
         }

@@ -64,15 +64,21 @@ impl Frontend {
             }
             b'C' => forward(Req::Close, ctx, out),
             _ => {
-                let mut e = Expect::new(Req::Query, Action::Forward);
-                if resets_statements(body) {
-                    self.statements.clear();
-                    e.resets = true;
-                }
-                ctx.expected.push(e);
+                self.query(body, ctx);
                 put(out, tag, &[body]);
             }
         }
+    }
+
+    /// A whole Query (statement tracking on): its answer is expected, and a query that
+    /// drops every statement is noticed. It goes to the server as it came.
+    pub(super) fn query(&mut self, body: &[u8], ctx: &mut Ctx<'_>) {
+        let mut e = Expect::new(Req::Query, Action::Forward);
+        if resets_statements(body) {
+            self.statements.clear();
+            e.resets = true;
+        }
+        ctx.expected.push(e);
     }
 
     fn known(&self, name: &[u8]) -> Option<std::sync::Arc<Statement>> {

@@ -53,7 +53,11 @@ impl World {
             expected: &mut self.expected,
             flow: &mut self.flow,
         };
-        f.feed(bytes, &mut ctx, out)
+        let (leaving, fed) = f.feed(bytes, &mut ctx, out)?;
+        if let Fed::Chunk(end) = fed {
+            out.extend_from_slice(&bytes[..end]);
+        }
+        Ok(leaving)
     }
 
     /// The server's answers as the client would see them, for server messages `tags`.
@@ -193,6 +197,51 @@ fn without_tracking_bytes_pass_unchanged_however_split() {
             } else {
                 assert_eq!(split(&out).len(), 4, "cut at {cut}");
             }
+        }
+    }
+}
+
+#[test]
+fn bytes_that_go_as_they_came_are_not_copied() {
+    let mut query = msg(b'Q', b"select 1\0");
+    let plain = query.len();
+    query.extend(msg(b'Q', b"\0"));
+    query.extend(msg(b'H', b""));
+    query.extend(msg(b'S', b""));
+    let mut with_parse = query.clone();
+    with_parse.extend(parse("s1", "select 1"));
+    for capacity in [None, Some(5)] {
+        let mut w = World::new();
+        let mut f = Frontend::new(capacity);
+        let mut ctx = Ctx {
+            server: &mut w.server,
+            expected: &mut w.expected,
+            flow: &mut w.flow,
+        };
+        let mut out = Vec::new();
+        let fed = f.feed(&query, &mut ctx, &mut out).unwrap();
+        assert_eq!(fed, (false, Fed::Chunk(query.len())), "{capacity:?}");
+        assert!(out.is_empty());
+        // Cut in the second query's header: up to the end of the first.
+        let fed = f.feed(&query[..plain + 3], &mut ctx, &mut out).unwrap();
+        assert_eq!(fed, (false, Fed::Chunk(plain)), "{capacity:?}");
+        // Its header began in the earlier chunk: built.
+        let fed = f.feed(&query[plain + 3..], &mut ctx, &mut out).unwrap();
+        assert_eq!(fed, (false, Fed::Out), "{capacity:?}");
+        assert_eq!(out, query[plain..], "{capacity:?}");
+        // A named Parse is renamed (statement tracking): built.
+        out.clear();
+        let fed = f.feed(&with_parse, &mut ctx, &mut out).unwrap();
+        let tracking = capacity.is_some();
+        let want = if tracking {
+            Fed::Out
+        } else {
+            Fed::Chunk(with_parse.len())
+        };
+        assert_eq!(fed, (false, want), "{capacity:?}");
+        if tracking {
+            assert_eq!(out[..query.len()], query[..], "what came before it");
+            assert_ne!(out[query.len()..], with_parse[query.len()..]);
         }
     }
 }
