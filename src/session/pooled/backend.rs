@@ -119,7 +119,23 @@ impl Backend {
         same: &mut Option<usize>,
     ) -> Result<(), ProtocolError> {
         let mut pos = 0;
+        // Every message but ReadyForQuery, ErrorResponse and the asynchronous ones goes to
+        // the client unlooked-at: see [`Expected::plain`]. Looked at again after each of
+        // those.
+        let mut plain = expected.plain();
         while pos < chunk.len() {
+            if plain && self.left == 0 && self.header_len == 0 {
+                if let Some(len) = plain_message(&chunk[pos..]) {
+                    // (Whole: `msg_at` is for a message the chunk ends in.)
+                    if let Some(end) = same {
+                        *end += len;
+                    } else {
+                        out.extend_from_slice(&chunk[pos..pos + len]);
+                    }
+                    pos += len;
+                    continue;
+                }
+            }
             if self.left > 0 {
                 let take = (chunk.len() - pos).min(self.left as usize);
                 let piece = &chunk[pos..pos + take];
@@ -146,6 +162,7 @@ impl Backend {
                 let (tag, len) = parse_header(rest)?;
                 let body_len = (len - 4) as usize;
                 let forward = self.decide(tag, expected, out, same, chunk);
+                plain = expected.plain();
                 let Some(body) = rest.get(HEADER_LEN..HEADER_LEN + body_len) else {
                     if forward {
                         self.forwarded(tag, same, out, &rest[..HEADER_LEN]);
@@ -185,6 +202,7 @@ impl Backend {
             if self.decide(tag, expected, out, same, chunk) {
                 self.forwarded(tag, same, out, &header);
             }
+            plain = expected.plain();
             self.body_follows(tag, (len - 4) as usize, seen);
         }
         Ok(())
@@ -272,6 +290,24 @@ fn parse_header(bytes: &[u8]) -> Result<(u8, u32), ProtocolError> {
         });
     }
     Ok((tag, len))
+}
+
+/// The length of the whole message `bytes` starts with, if it is all there and none
+/// that needs a look under [`Expected::plain`] (any but ReadyForQuery, ErrorResponse,
+/// NoticeResponse, ParameterStatus and NotificationResponse). A bad length is left to the
+/// caller's checks.
+#[inline]
+fn plain_message(bytes: &[u8]) -> Option<usize> {
+    let header = bytes.get(..HEADER_LEN)?;
+    if matches!(header[0], b'Z' | b'E' | b'N' | b'S' | b'A') {
+        return None;
+    }
+    let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
+    if !(4..=MAX_MESSAGE_LEN).contains(&len) {
+        return None;
+    }
+    let whole = len as usize + 1;
+    (whole <= bytes.len()).then_some(whole)
 }
 
 /// Whether a message with `tag` and a body of `len` bytes goes to `seen`.

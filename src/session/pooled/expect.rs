@@ -213,6 +213,23 @@ impl Expected {
         }
     }
 
+    /// Whether every server message but ReadyForQuery, ErrorResponse and the asynchronous
+    /// ones is forwarded without a look until one of those comes: no made-up answer is
+    /// due, and nothing is owed or the request owed first is forwarded and answered only
+    /// by ReadyForQuery (a Query, a Sync, a FunctionCall), so no other message changes
+    /// the queue.
+    #[inline]
+    #[must_use]
+    pub fn plain(&self) -> bool {
+        match self.queue.front() {
+            None => true,
+            Some(e) => {
+                e.action == Action::Forward
+                    && matches!(e.req, Req::Query | Req::Sync | Req::Function)
+            }
+        }
+    }
+
     /// Whether a made-up answer is at the front of the queue ([`flush_made`](Self::flush_made)
     /// would append something).
     #[inline]

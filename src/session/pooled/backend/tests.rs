@@ -66,6 +66,48 @@ fn split_anywhere_gives_the_same_output() {
     }
 }
 
+#[test]
+fn a_pipeline_after_a_query_is_followed_however_split() {
+    // A query's answer, then a Parse rolegate sent (answer swallowed), a made-up
+    // CloseComplete and a Sync: the messages after the query's ReadyForQuery are looked at
+    // again wherever the reads end.
+    let mut stream = Vec::new();
+    for m in [
+        msg(b'T', b"\0\x01a\0"),
+        msg(b'D', b"\0\x01\0\0\0\x01y"),
+        msg(b'C', b"SELECT 1\0"),
+        msg(b'Z', b"I"),
+        msg(b'1', b""),
+        msg(b'D', b"\0\x01\0\0\0\x01z"),
+        msg(b'C', b"SELECT 1\0"),
+        msg(b'Z', b"T"),
+    ] {
+        stream.extend(m);
+    }
+    let first = stream.len() - 5 - 12 - 14 - 6; // the query's answer
+    let mut want = stream[..first].to_vec();
+    want.extend(msg(b'3', b""));
+    want.extend(&stream[first + 5..]);
+    for a in 0..=stream.len() {
+        for b in a..=stream.len() {
+            let mut q = Expected::default();
+            q.push(Expect::new(Req::Query, Action::Forward));
+            q.push(Expect::new(Req::Parse, Action::Swallow));
+            q.push(Expect::new(Req::Close, Action::Make(b'3')));
+            q.push(Expect::new(Req::Execute, Action::Forward));
+            q.push(Expect::new(Req::Sync, Action::Forward));
+            let (mut back, mut out, mut seen) = (Backend::default(), Vec::new(), Vec::new());
+            for chunk in [&stream[..a], &stream[a..b], &stream[b..]] {
+                feed(&mut back, chunk, &mut q, &mut out, &mut seen).unwrap();
+            }
+            assert_eq!(out, want, "cuts {a}, {b}");
+            let ready: Vec<_> = seen.iter().map(|s| s.body.as_slice()).collect();
+            assert_eq!(ready, [b"I", b"T"], "cuts {a}, {b}");
+            assert!(q.is_empty() && back.at_boundary(), "cuts {a}, {b}");
+        }
+    }
+}
+
 /// Whole messages only: true when `out` is a run of complete messages.
 fn whole(mut out: &[u8]) -> bool {
     while out.len() >= 5 {
