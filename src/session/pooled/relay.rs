@@ -140,7 +140,7 @@ pub fn run<'a, 'b>(
 /// One transaction: from the client's bytes (or the session-mode server lent at login) to
 /// the server's release, or the session's end. A plain fn returning an `async move` block
 /// (see [`run`]): this state is allocated per transaction, and without its arguments
-/// twice it stays within mimalloc's small sizes (at most 1024 bytes; 984 in a release
+/// twice it stays within mimalloc's small sizes (at most 1024 bytes; 936 in a release
 /// build at 2026-12-03). Past that, every transaction's box takes the allocator's generic
 /// path (~300 instructions more): print `size_of_val` of this future after changing what
 /// it holds (the relay's fields, the steps' locals).

@@ -2,6 +2,7 @@
 //! answer, more from the client, a kill or a fence, shutdown, or the idle-in-transaction
 //! timer; the server's answer is relayed to the client.
 
+use std::future::Future;
 use std::task::{Context, Poll};
 
 use tokio::net::TcpStream;
@@ -42,28 +43,43 @@ impl Relay<'_> {
         };
         // No timer at all unless one can fire: arming one per step costs a timer-wheel lock.
         // Both optional waits are boxed only when used, keeping every session's state small.
-        let idle_timer = maybe(idle_limit.map(|d| Box::pin(tokio::time::sleep(d))));
-        let stopping = maybe(self.idle().then(|| Box::pin(c.shared.gate.stopping())));
+        let mut idle_timer = idle_limit.map(|d| Box::pin(tokio::time::sleep(d)));
+        let mut stopping = self.idle().then(|| Box::pin(c.shared.gate.stopping()));
         let bufs = self.bufs.get_or_insert_with(Bufs::new);
         let Held {
             checkout, guard, ..
         } = h;
         let conn = checkout.conn();
         bufs.seen.clear();
-        // Biased: no random start per poll, and the server (what a step mostly waits
-        // for) is looked at first.
-        let got = tokio::select! {
-            biased;
-            r = sock::read(&conn.stream, &mut bufs.server_in) => Got::Server(r),
-            r = sock::read(stream, &mut bufs.client_in) => Got::Client(r),
-            e = std::future::poll_fn(|cx| poll_ended(c.info, guard, cx)) => return Ok(Step::fail(e)),
-            () = stopping => return Ok(Step::fail(shutting_down())),
-            () = idle_timer => {
-                let limit = idle_limit.unwrap_or_default();
-                return Ok(Step::fail(PgError::fatal("25P03", format!("rolegate: terminating connection: idle in transaction for more than {limit:?} (idle_transaction_timeout)"))));
+        // In this order: no random start per poll, and the server (what a step mostly
+        // waits for) is looked at first. (A hand-written poll rather than `select!`: this
+        // runs at every step, and the macro's bookkeeping for optional branches costs.)
+        let got = std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = sock::poll_read(&conn.stream, cx, &mut bufs.server_in) {
+                return Poll::Ready(Got::Server(r));
             }
-        };
+            if let Poll::Ready(r) = sock::poll_read(stream, cx, &mut bufs.client_in) {
+                return Poll::Ready(Got::Client(r));
+            }
+            if let Poll::Ready(e) = poll_ended(c.info, guard, cx) {
+                return Poll::Ready(Got::Ended(e));
+            }
+            if let Some(s) = stopping.as_mut() {
+                if s.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Got::Ended(shutting_down()));
+                }
+            }
+            if let Some(t) = idle_timer.as_mut() {
+                if t.as_mut().poll(cx).is_ready() {
+                    let limit = idle_limit.unwrap_or_default();
+                    return Poll::Ready(Got::Ended(PgError::fatal("25P03", format!("rolegate: terminating connection: idle in transaction for more than {limit:?} (idle_transaction_timeout)"))));
+                }
+            }
+            Poll::Pending
+        })
+        .await;
         match got {
+            Got::Ended(e) => Ok(Step::fail(e)),
             Got::Client(Ok(0) | Err(_)) => Ok(Step::Left { clean: false }),
             Got::Client(Ok(n)) => {
                 c.listener.stats.bytes_received.add(n as u64);
@@ -211,12 +227,6 @@ fn poll_ended(info: &ClientInfo, guard: &SessionGuard, cx: &mut Context<'_>) -> 
 enum Got {
     Client(std::io::Result<usize>),
     Server(std::io::Result<usize>),
-}
-
-/// Waits for `f` if there is one, forever if not.
-async fn maybe<F: std::future::Future + Unpin>(f: Option<F>) -> F::Output {
-    match f {
-        Some(f) => f.await,
-        None => std::future::pending().await,
-    }
+    /// Killed, fenced, shutdown or idle in transaction too long: the session ends.
+    Ended(PgError),
 }
