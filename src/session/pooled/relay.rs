@@ -3,6 +3,7 @@
 //! when a transaction ends (ReadyForQuery idle with nothing owed) and the server can go
 //! back to the pool.
 
+use std::task::Poll;
 use std::time::Instant;
 
 use tokio::io::AsyncWriteExt;
@@ -107,13 +108,16 @@ pub fn run<'a, 'b>(
     async move {
         loop {
             if lent.is_none() {
-                tokio::select! {
-                    biased;
-                    r = sock::readable(stream) => if r.is_err() {
-                        return Ok(());
-                    },
-                    // KILL, or shutdown (which kills clients between transactions at once).
-                    () = c.info.kill_signal() => {
+                // The client's next bytes, or KILL or shutdown (which kills clients between
+                // transactions at once); the socket first.
+                let readable = std::future::poll_fn(|cx| match stream.poll_read_ready(cx) {
+                    Poll::Ready(r) => Poll::Ready(Some(r.is_ok())),
+                    Poll::Pending => c.info.poll_killed(cx).map(|()| None),
+                });
+                match readable.await {
+                    Some(true) => {}
+                    Some(false) => return Ok(()),
+                    None => {
                         // Boxed, like the write below: rare, and kept out of the idle state.
                         Box::pin(fail(c, stream, killed(c.info.kill_message()), true)).await;
                         return Ok(());

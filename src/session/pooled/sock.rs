@@ -51,11 +51,6 @@ pub async fn write_all(stream: &mut TcpStream, buf: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Waits until `stream` is readable, through the socket's reader waker (see [`poll_read`]).
-pub async fn readable(stream: &TcpStream) -> io::Result<()> {
-    std::future::poll_fn(|cx| stream.poll_read_ready(cx)).await
-}
-
 /// Reads what `stream` holds now; `WouldBlock` when it holds nothing.
 pub fn try_read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     let mut short = None;
