@@ -129,6 +129,16 @@ impl Checkout {
             .unwrap_or_else(|| unreachable!("checkout without a connection"))
     }
 
+    /// The pool and the connection at once (one borrow for both).
+    #[must_use]
+    pub fn pool_and_conn(&mut self) -> (&Arc<ServerPool>, &mut ServerConn) {
+        let conn = self
+            .conn
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("checkout without a connection"));
+        (&self.pool, conn)
+    }
+
     #[must_use]
     pub fn pool(&self) -> &Arc<ServerPool> {
         &self.pool

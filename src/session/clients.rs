@@ -5,7 +5,7 @@
 //! connection (join, leave), never per transaction.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
@@ -86,7 +86,23 @@ struct Now {
     state: ClientState,
     /// When `state` was entered.
     since: Instant,
+    /// The server in use; while Idle, the last one used (kept for the next transaction,
+    /// not shown).
     server: Option<ServerLink>,
+    /// Transactions (pooled) the client ran.
+    transactions: u64,
+}
+
+impl Now {
+    fn enter(&mut self, state: ClientState, at: Instant) {
+        if self.state != state {
+            self.since = at;
+            if state == ClientState::Active {
+                self.transactions += 1;
+            }
+        }
+        self.state = state;
+    }
 }
 
 /// One client.
@@ -107,8 +123,6 @@ pub struct ClientInfo {
     kill_flag: AtomicBool,
     kill_waker: AtomicWaker,
     reason: Mutex<Option<String>>,
-    /// Transactions (pooled) the client ran, for SHOW CLIENTS-like views.
-    pub transactions: AtomicU64,
 }
 
 /// A read-only copy of a client, for listing.
@@ -140,14 +154,43 @@ impl ClientInfo {
     /// at hand (a pooled client changes state twice per transaction).
     pub fn set_at(&self, state: ClientState, server: Option<ServerLink>, at: Instant) {
         let mut now = self.lock();
-        if now.state != state {
-            now.since = at;
-        }
-        if state == ClientState::Active && now.state != ClientState::Active {
-            self.transactions.fetch_add(1, Ordering::Relaxed);
-        }
-        now.state = state;
+        now.enter(state, at);
         now.server = server;
+    }
+
+    /// A pooled client got server `pid` (opened at `connected`) of `pool` at `at`: Active
+    /// on it. The link of its last transaction is updated in place when it was to the same
+    /// pool (the usual case: no reference to the pool taken and dropped per transaction).
+    pub fn lend_at(&self, pool: &Arc<ServerPool>, pid: i32, connected: SystemTime, at: Instant) {
+        let mut now = self.lock();
+        now.enter(ClientState::Active, at);
+        match &mut now.server {
+            Some(link) if matches!(&link.at, ServerAt::Pool(p) if Arc::ptr_eq(p, pool)) => {
+                link.pid = pid;
+                link.connected = connected;
+                link.since = at;
+            }
+            server => {
+                *server = Some(ServerLink {
+                    at: ServerAt::Pool(pool.clone()),
+                    pid,
+                    connected,
+                    since: at,
+                });
+            }
+        }
+    }
+
+    /// A pooled client gave its server back at `at`: Idle. Its link is kept for the next
+    /// [`lend_at`](Self::lend_at) and shown nowhere while it is idle.
+    pub fn idle_at(&self, at: Instant) {
+        self.lock().enter(ClientState::Idle, at);
+    }
+
+    /// Transactions (pooled) the client ran.
+    #[must_use]
+    pub fn transactions(&self) -> u64 {
+        self.lock().transactions
     }
 
     #[must_use]
@@ -221,7 +264,9 @@ impl ClientInfo {
             pooled: self.pooled,
             state: now.state,
             since: wall(now.since),
-            server: now.server,
+            server: (now.state != ClientState::Idle)
+                .then_some(now.server)
+                .flatten(),
         }
     }
 }
@@ -239,46 +284,4 @@ mod registry;
 pub use registry::{ClientGuard, ClientRegistry, NewClient};
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn client(reg: &Arc<ClientRegistry>, id: u64, db: &str) -> ClientGuard {
-        reg.join(&NewClient {
-            id,
-            listener: &Arc::from("primary:5000"),
-            user: "app",
-            database: db,
-            peer: "127.0.0.1:40000".parse().unwrap(),
-            pooled: true,
-        })
-    }
-
-    #[tokio::test]
-    async fn lists_states_and_kills_by_selection() {
-        let reg = Arc::new(ClientRegistry::default());
-        let a = client(&reg, 1, "app");
-        let b = client(&reg, 2, "other");
-        a.info.set(ClientState::Idle, None);
-        b.info.set(ClientState::Waiting, None);
-        let rows = reg.rows();
-        assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0].state, ClientState::Idle);
-        assert_eq!(rows[1].state, ClientState::Waiting);
-        assert_eq!(reg.kill_where(|r| &*r.database == "other", "KILL other"), 1);
-        assert_eq!(b.info.killed().await, "KILL other");
-        assert!(a.info.kill_reason().is_none());
-        drop(b);
-        assert_eq!(reg.len(), 1);
-    }
-
-    #[test]
-    fn active_counts_transactions() {
-        let reg = Arc::new(ClientRegistry::default());
-        let a = client(&reg, 1, "app");
-        for _ in 0..3 {
-            a.info.set(ClientState::Active, None);
-            a.info.set(ClientState::Idle, None);
-        }
-        assert_eq!(a.info.transactions.load(Ordering::Relaxed), 3);
-    }
-}
+mod tests;

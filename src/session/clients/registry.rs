@@ -4,7 +4,7 @@
 //! nodes to balance, allocate and free; listings sort by id, which is rare.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime};
 
@@ -90,11 +90,11 @@ impl ClientRegistry {
                 state: ClientState::Login,
                 since: Instant::now(),
                 server: None,
+                transactions: 0,
             }),
             kill_flag: AtomicBool::new(false),
             kill_waker: AtomicWaker::new(),
             reason: Mutex::new(None),
-            transactions: AtomicU64::new(0),
         });
         let entry = Some(info.clone());
         let slot = if let Some(slot) = t.free.pop() {

@@ -11,7 +11,7 @@ use crate::config::PoolMode;
 use crate::pool::{Checkout, PoolError, ServerConn, ServerPool};
 use crate::protocol::PgError;
 use crate::route::{Listener, SessionGuard};
-use crate::session::clients::{ClientState, ServerAt, ServerLink};
+use crate::session::clients::ClientState;
 use crate::session::connect::{with_member, Attempt};
 use crate::session::Stop;
 use crate::topology::{Service, Topology};
@@ -193,8 +193,7 @@ impl Client<'_> {
     /// parameters, if it needs any (`prepare`).
     pub(super) fn lent(&mut self, held: &mut Held) -> Option<String> {
         let since = held.checkout.since;
-        let pool = held.checkout.pool().clone();
-        let conn = held.checkout.conn();
+        let (pool, conn) = held.checkout.pool_and_conn();
         if self.spans && self.logged_member.as_deref() != Some(conn.addr.member.as_str()) {
             let span = tracing::Span::current();
             if !span.is_disabled() {
@@ -202,16 +201,8 @@ impl Client<'_> {
                 self.logged_member = Some(Arc::from(conn.addr.member.as_str()));
             }
         }
-        self.info.set_at(
-            ClientState::Active,
-            Some(ServerLink {
-                at: ServerAt::Pool(pool),
-                pid: conn.key.pid,
-                connected: conn.created_wall,
-                since,
-            }),
-            since,
-        );
+        self.info
+            .lend_at(pool, conn.key.pid, conn.created_wall, since);
         self.target.set(Some(conn.cancel_to.clone()));
         // The login values, not the current ones: a client before may have changed them.
         self.params

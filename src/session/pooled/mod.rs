@@ -21,7 +21,7 @@ use std::time::Instant;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::clients::{ClientInfo, ClientState};
+use super::clients::ClientInfo;
 use super::Shared;
 use crate::pool::{Checkout, Login, PoolSetup};
 use crate::protocol::io::{message, parse_parameter_status, read_message};
@@ -169,7 +169,7 @@ impl Client<'_> {
 
     fn give_back(&self, checkout: Checkout, now: Instant) {
         self.target.set(None);
-        self.info.set_at(ClientState::Idle, None, now);
+        self.info.idle_at(now);
         checkout.release_at(now);
     }
 }
