@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::params::ClientParams;
 use super::{apply, Active, Client, Held};
@@ -94,7 +94,7 @@ impl Client<'_> {
         let parked = self.parked.take();
         match claim(self, checkout, now, parked, Still::Unchanged(generation)) {
             Attempt::Done(held) => {
-                self.listener.stats.wait_time.record(Duration::ZERO);
+                self.listener.stats.wait_time.record_zero();
                 Some(held)
             }
             // Whatever stood in the way, the long way sorts it out.
