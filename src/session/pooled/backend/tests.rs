@@ -23,31 +23,34 @@ fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
     v
 }
 
+/// Messages `(tag, body)` one after another.
+fn stream(msgs: &[(u8, &[u8])]) -> Vec<u8> {
+    msgs.iter()
+        .flat_map(|&(tag, body)| msg(tag, body))
+        .collect()
+}
+
+/// A query's answer of one row, the server idle after it.
+const ANSWER: [(u8, &[u8]); 4] = [
+    (b'T', b"\0\x01a\0"),
+    (b'D', b"\0\x01\0\0\0\x01y"),
+    (b'C', b"SELECT 1\0"),
+    (b'Z', b"I"),
+];
+
 #[test]
 fn split_anywhere_gives_the_same_output() {
-    let mut stream = Vec::new();
-    for m in [
-        msg(b'1', b""),
-        msg(b'2', b""),
-        msg(b'D', b"\0\x01\0\0\0\x03abc"),
-        msg(b'S', b"TimeZone\0UTC\0"),
-        msg(b'C', b"SELECT 1\0"),
-        msg(b'Z', b"I"),
-    ] {
-        stream.extend(m);
-    }
-    let mut want = Vec::new();
-    for m in [
-        msg(b'1', b""),
-        msg(b'2', b""),
-        msg(b'D', b"\0\x01\0\0\0\x03abc"),
-        msg(b'S', b"TimeZone\0UTC\0"),
-        msg(b'C', b"SELECT 1\0"),
-        msg(b'3', b""),
-        msg(b'Z', b"I"),
-    ] {
-        want.extend(m);
-    }
+    let stream = stream(&[
+        (b'1', b""),
+        (b'2', b""),
+        (b'D', b"\0\x01\0\0\0\x03abc"),
+        (b'S', b"TimeZone\0UTC\0"),
+        (b'C', b"SELECT 1\0"),
+        (b'Z', b"I"),
+    ]);
+    let mut want = stream[..stream.len() - 6].to_vec();
+    want.extend(msg(b'3', b""));
+    want.extend(msg(b'Z', b"I"));
     for cut in 0..stream.len() {
         let mut q = Expected::default();
         q.push(Expect::new(Req::Parse, Action::Make(b'1')));
@@ -71,23 +74,18 @@ fn a_pipeline_after_a_query_is_followed_however_split() {
     // A query's answer, then a Parse rolegate sent (answer swallowed), a made-up
     // CloseComplete and a Sync: the messages after the query's ReadyForQuery are looked at
     // again wherever the reads end.
-    let mut stream = Vec::new();
-    for m in [
-        msg(b'T', b"\0\x01a\0"),
-        msg(b'D', b"\0\x01\0\0\0\x01y"),
-        msg(b'C', b"SELECT 1\0"),
-        msg(b'Z', b"I"),
-        msg(b'1', b""),
-        msg(b'D', b"\0\x01\0\0\0\x01z"),
-        msg(b'C', b"SELECT 1\0"),
-        msg(b'Z', b"T"),
-    ] {
-        stream.extend(m);
-    }
-    let first = stream.len() - 5 - 12 - 14 - 6; // the query's answer
+    let mut stream = stream(&ANSWER);
+    let first = stream.len(); // the query's answer
+    let rest = [
+        (b'1', &b""[..]),
+        (b'D', b"\0\x01\0\0\0\x01z"),
+        (b'C', b"SELECT 1\0"),
+        (b'Z', b"T"),
+    ];
+    stream.extend(self::stream(&rest));
     let mut want = stream[..first].to_vec();
     want.extend(msg(b'3', b""));
-    want.extend(&stream[first + 5..]);
+    want.extend(self::stream(&rest[1..]));
     for a in 0..=stream.len() {
         for b in a..=stream.len() {
             let mut q = Expected::default();
@@ -123,16 +121,13 @@ fn whole(mut out: &[u8]) -> bool {
 #[test]
 fn held_back_messages_leave_every_output_whole() {
     let big = vec![b'x'; 300];
-    let mut stream = Vec::new();
-    for m in [
-        msg(b'T', b"\0\x01a\0"),
-        msg(b'D', &big),
-        msg(b'D', b"\0\x01\0\0\0\x01y"),
-        msg(b'C', b"SELECT 2\0"),
-        msg(b'Z', b"I"),
-    ] {
-        stream.extend(m);
-    }
+    let stream = stream(&[
+        (b'T', b"\0\x01a\0"),
+        (b'D', &big),
+        (b'D', b"\0\x01\0\0\0\x01y"),
+        (b'C', b"SELECT 2\0"),
+        (b'Z', b"I"),
+    ]);
     // Every cut in two and in three: what the relay sends (the output up to
     // `partial_at`, the rest held and put first in the next output) is whole messages
     // each time, and the same bytes in all.
@@ -183,15 +178,7 @@ fn held_back_messages_leave_every_output_whole() {
 
 #[test]
 fn a_chunk_forwarded_as_it_came_is_not_copied() {
-    let mut stream = Vec::new();
-    for m in [
-        msg(b'T', b"\0\x01a\0"),
-        msg(b'D', b"\0\x01\0\0\0\x01y"),
-        msg(b'C', b"SELECT 1\0"),
-        msg(b'Z', b"I"),
-    ] {
-        stream.extend(m);
-    }
+    let stream = stream(&ANSWER);
     let mut q = Expected::default();
     q.push(Expect::new(Req::Query, Action::Forward));
     let (mut b, mut out, mut seen) = (Backend::default(), Vec::new(), Vec::new());
