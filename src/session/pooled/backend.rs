@@ -76,12 +76,14 @@ impl Backend {
         self.error_at.map(|at| at as usize)
     }
 
-    /// Feeds a server chunk and says where what the client must get is: while every byte
-    /// goes to the client as it came (the usual case), the chunk itself, up to an end
-    /// ([`Fed::Chunk`]), with nothing copied; else `out`, to which it was appended
-    /// ([`Fed::Out`]; on an error, `out` holds the whole messages before the bad one).
-    /// ReadyForQuery, ParameterStatus, ErrorResponse and NoticeResponse messages are
-    /// pushed to `seen`.
+    /// Feeds a server chunk and says where what the client must get is: `out` (which may
+    /// already hold bytes that go first: held-back ones) then, while every byte of the
+    /// chunk goes to the client as it came (the usual case), the chunk itself up to an end
+    /// ([`Fed::Chunk`]), with nothing copied; else `out` alone, to which the output was
+    /// appended ([`Fed::Out`]; on an error, `out` ends with the whole messages before the
+    /// bad one). Positions ([`partial_at`](Self::partial_at),
+    /// [`error_at`](Self::error_at)) count from the start of `out`. ReadyForQuery,
+    /// ParameterStatus, ErrorResponse and NoticeResponse messages are pushed to `seen`.
     pub fn feed(
         &mut self,
         chunk: &[u8],
@@ -92,9 +94,9 @@ impl Backend {
         self.error_at = None;
         // Held-back bytes start the output: the message they began goes on there.
         self.msg_at = if self.holding { Some(0) } else { None };
-        // The output is `chunk[..same]` while nothing before it goes first (held-back
-        // bytes, a header begun in an earlier chunk) and nothing is left out or made up.
-        let mut same = (!self.holding && out.is_empty() && self.header_len == 0).then_some(0);
+        // The output is `out` and `chunk[..same]` while no header begun in an earlier chunk
+        // goes first and nothing is left out or made up.
+        let mut same = (self.header_len == 0).then_some(0);
         self.holding = false;
         let r = self.feed_from(chunk, expected, out, seen, &mut same);
         if r.is_err() {
@@ -236,7 +238,7 @@ impl Backend {
     #[inline]
     fn forwarded(&mut self, tag: u8, same: &mut Option<usize>, out: &mut Vec<u8>, bytes: &[u8]) {
         let at = if let Some(end) = same {
-            let at = *end;
+            let at = out.len() + *end;
             *end += bytes.len();
             at
         } else {
@@ -269,10 +271,10 @@ impl Backend {
     }
 }
 
-/// Where the output of a [`Backend::feed`] is.
+/// Where the output of a feed is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fed {
-    /// The chunk up to this end, unchanged (`out` was left as it was: empty).
+    /// `out` as it was, then the chunk up to this end, unchanged.
     Chunk(usize),
     /// `out`.
     Out,

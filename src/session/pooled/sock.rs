@@ -51,6 +51,32 @@ pub async fn write_all(stream: &mut TcpStream, buf: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Writes all of `a`, then all of `b`: at once when the socket takes them (the usual
+/// case: one system call, no waker), else the rest the usual way, waiting for room.
+pub async fn write_all_parts(stream: &mut TcpStream, a: &[u8], b: &[u8]) -> io::Result<()> {
+    let tried = if a.is_empty() || b.is_empty() {
+        stream.try_write(if a.is_empty() { b } else { a })
+    } else {
+        stream.try_write_vectored(&[io::IoSlice::new(a), io::IoSlice::new(b)])
+    };
+    let sent = match tried {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(e) => return Err(e),
+    };
+    if sent < a.len() + b.len() {
+        // Boxed: rare (a full send buffer), and kept out of every caller's state.
+        Box::pin(async move {
+            let rest_a = a.get(sent..).unwrap_or_default();
+            tokio::io::AsyncWriteExt::write_all(stream, rest_a).await?;
+            let rest_b = &b[sent.saturating_sub(a.len())..];
+            tokio::io::AsyncWriteExt::write_all(stream, rest_b).await
+        })
+        .await?;
+    }
+    Ok(())
+}
+
 /// Reads what `stream` holds now; `WouldBlock` when it holds nothing.
 pub fn try_read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     let mut short = None;
@@ -115,10 +141,18 @@ mod tests {
         });
         write_all(&mut tx, &big).await.unwrap();
         write_all(&mut tx, b"tail").await.unwrap();
+        // In two parts, each cut short in turn.
+        write_all_parts(&mut tx, b"head", &big).await.unwrap();
+        write_all_parts(&mut tx, &big, b"end").await.unwrap();
+        write_all_parts(&mut tx, b"", b"!").await.unwrap();
         drop(tx);
         let got = reader.await.unwrap();
-        assert_eq!(got.len(), big.len() + 4);
-        assert!(got[..big.len()] == big[..], "the bytes arrive in order");
-        assert_eq!(&got[big.len()..], b"tail");
+        let n = big.len();
+        assert_eq!(got.len(), 3 * n + 12);
+        assert!(got[..n] == big[..], "the bytes arrive in order");
+        assert_eq!(&got[n..n + 8], b"tailhead");
+        assert!(got[n + 8..2 * n + 8] == big[..]);
+        assert!(got[2 * n + 8..3 * n + 8] == big[..]);
+        assert_eq!(&got[3 * n + 8..], b"end!");
     }
 }

@@ -137,12 +137,14 @@ impl Relay<'_> {
                 return Ok(Step::fail(server_broke_protocol(conn, &e)));
             }
         };
-        // What the client gets: the server's bytes as they came (nothing copied), or
-        // what the backend built; `len` of it, once cut below.
-        let (output, mut len) = match fed {
-            Fed::Chunk(end) => (&bufs.server_in[..], end),
-            Fed::Out => (&bufs.out[..], bufs.out.len()),
+        // What the client gets: `out` (held-back bytes, or all the backend built), then
+        // the server's bytes as they came (nothing copied); `len` of it, once cut below.
+        let head = &bufs.out[..];
+        let body = match fed {
+            Fed::Chunk(end) => &bufs.server_in[..end],
+            Fed::Out => &[][..],
         };
+        let mut len = head.len() + body.len();
         apply_effects(c, &mut self.expected, &mut conn.statements);
         let stats = &c.listener.stats;
         let transaction_mode = c.setup.mode == PoolMode::Transaction;
@@ -187,13 +189,16 @@ impl Relay<'_> {
         // rather than part of a message). A long one streams on as it comes.
         if let Some(at) = self.back.partial_at() {
             if len - at <= MAX_HELD {
-                bufs.tail.extend_from_slice(&output[at..len]);
+                let (h, b) = parts(head, body, at, len);
+                bufs.tail.extend_from_slice(h);
+                bufs.tail.extend_from_slice(b);
                 len = at;
                 self.back.hold();
             }
         }
         stats.bytes_sent.add(len as u64);
-        if len > 0 && sock::write_all(stream, &output[..len]).await.is_err() {
+        let (h, b) = parts(head, body, 0, len);
+        if len > 0 && sock::write_all_parts(stream, h, b).await.is_err() {
             return Ok(Step::Left { clean: false });
         }
         Ok(match (release, closing) {
@@ -222,6 +227,15 @@ fn poll_ended(info: &ClientInfo, guard: &SessionGuard, cx: &mut Context<'_>) -> 
         }
         None => Poll::Pending,
     }
+}
+
+/// Bytes `from..to` of `head` followed by `body`, as the parts in each.
+fn parts<'a>(head: &'a [u8], body: &'a [u8], from: usize, to: usize) -> (&'a [u8], &'a [u8]) {
+    let n = head.len();
+    (
+        &head[from.min(n)..to.min(n)],
+        &body[from.saturating_sub(n)..to.saturating_sub(n)],
+    )
 }
 
 enum Got {
