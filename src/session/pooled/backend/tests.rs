@@ -208,7 +208,11 @@ fn a_chunk_forwarded_as_it_came_is_not_copied() {
     out.clear();
     out.extend_from_slice(b"held");
     let fed = b.feed(&stream, &mut q, &mut out, &mut seen);
-    assert_eq!(fed.unwrap(), Fed::Chunk(stream.len()), "after what out held");
+    assert_eq!(
+        fed.unwrap(),
+        Fed::Chunk(stream.len()),
+        "after what out held"
+    );
     assert_eq!(out, b"held", "out left as it was");
     out.clear();
     q.push(Expect::new(Req::Query, Action::Forward));
