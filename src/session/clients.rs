@@ -147,12 +147,7 @@ impl ClientInfo {
 
     /// Enters `state`; `server` is the connection in use (Active) or `None`.
     pub fn set(&self, state: ClientState, server: Option<ServerLink>) {
-        self.set_at(state, server, Instant::now());
-    }
-
-    /// [`set`](Self::set) with the time of the change, from a clock reading the caller has
-    /// at hand (a pooled client changes state twice per transaction).
-    pub fn set_at(&self, state: ClientState, server: Option<ServerLink>, at: Instant) {
+        let at = Instant::now(); // read before the lock is taken
         let mut now = self.lock();
         now.enter(state, at);
         now.server = server;
