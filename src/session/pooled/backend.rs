@@ -282,7 +282,7 @@ pub enum Fed {
 
 /// A message's tag and length from its header (which `bytes` starts with), the length
 /// checked.
-fn parse_header(bytes: &[u8]) -> Result<(u8, u32), ProtocolError> {
+pub(super) fn parse_header(bytes: &[u8]) -> Result<(u8, u32), ProtocolError> {
     let tag = bytes[0];
     let len = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
     if !(4..=MAX_MESSAGE_LEN).contains(&len) {
@@ -300,12 +300,8 @@ fn parse_header(bytes: &[u8]) -> Result<(u8, u32), ProtocolError> {
 /// caller's checks.
 #[inline]
 fn plain_message(bytes: &[u8]) -> Option<usize> {
-    let header = bytes.get(..HEADER_LEN)?;
-    if matches!(header[0], b'Z' | b'E' | b'N' | b'S' | b'A') {
-        return None;
-    }
-    let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
-    if !(4..=MAX_MESSAGE_LEN).contains(&len) {
+    let (tag, len) = parse_header(bytes.get(..HEADER_LEN)?).ok()?;
+    if matches!(tag, b'Z' | b'E' | b'N' | b'S' | b'A') {
         return None;
     }
     let whole = len as usize + 1;

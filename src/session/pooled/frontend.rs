@@ -8,10 +8,10 @@ use std::num::NonZeroUsize;
 
 use bytes::Bytes;
 
-use super::backend::{copy_out, Fed};
+use super::backend::{copy_out, parse_header, Fed};
 use super::expect::{Action, Expect, Expected, Req};
 use crate::pool::prepared::{ClientStatements, ServerStatements, Statement};
-use crate::protocol::frame::{HEADER_LEN, MAX_MESSAGE_LEN};
+use crate::protocol::frame::HEADER_LEN;
 use crate::protocol::ProtocolError;
 
 /// Where the lent server is in the client's protocol flow.
@@ -253,19 +253,7 @@ impl Frontend {
         out: &mut Vec<u8>,
         same: &mut Option<usize>,
     ) -> Result<bool, ProtocolError> {
-        let tag = self.header[0];
-        let len = u32::from_be_bytes([
-            self.header[1],
-            self.header[2],
-            self.header[3],
-            self.header[4],
-        ]);
-        if !(4..=MAX_MESSAGE_LEN).contains(&len) {
-            return Err(ProtocolError::MessageLength {
-                tag: char::from(tag),
-                len,
-            });
-        }
+        let (tag, len) = parse_header(&self.header)?;
         ctx.flow.client_sent(tag);
         if tag == b'X' {
             return Ok(true);
