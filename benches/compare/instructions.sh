@@ -30,7 +30,7 @@ callgrind_start() {
         chmod 644 "$out/pgbouncer.ini"
         setpriv --reuid=postgres --regid=postgres --init-groups \
             valgrind --tool=callgrind --callgrind-out-file="$out/pgbouncer.%p" \
-            pgbouncer "$out/pgbouncer.ini" </dev/null >"$out/pgbouncer.log" 2>&1 &
+            "${PGBOUNCER:-pgbouncer}" "$out/pgbouncer.ini" </dev/null >"$out/pgbouncer.log" 2>&1 &
         ;;
     rolegate)
         cat >"$out/rolegate.toml" <<EOF
