@@ -16,6 +16,7 @@ use crate::protocol::io::{
 };
 use crate::protocol::{CancelKey, PgError, ProtocolError};
 use crate::route::cancel::BackendAddr;
+use crate::session::intern::intern;
 
 /// How a pool logs into its servers.
 #[derive(Debug, Clone)]
@@ -125,9 +126,10 @@ pub struct ServerConn {
     /// The values it reported at login, before any client changed them: the defaults a
     /// pooled client that did not set a parameter must see, whoever used the server before.
     pub defaults: BTreeMap<String, String>,
-    /// Its current values of the [`TRACKED`] parameters in one string ([`tracked_text`]):
-    /// a client whose own text is equal needs no SET, found with one comparison.
-    pub tracked: String,
+    /// Its current values of the [`TRACKED`] parameters in one string ([`tracked_text`]),
+    /// interned: a client whose own text is equal needs no SET, found by comparing
+    /// pointers (client texts are interned too).
+    pub tracked: Arc<str>,
     /// The server's own cancel key.
     pub key: CancelKey,
     /// `addr` and `key` once more, shared: what a pooled client's cancel target points at
@@ -181,7 +183,7 @@ impl ServerConn {
         self.params.insert(name, value);
         if tracked {
             let params = &self.params;
-            self.tracked = tracked_text(|k| params.get(k).map(String::as_str));
+            self.tracked = intern(&tracked_text(|k| params.get(k).map(String::as_str)));
         }
     }
 
@@ -234,7 +236,7 @@ impl ServerConn {
             stream,
             addr: addr.clone(),
             defaults: params.clone(),
-            tracked: tracked_text(|k| params.get(k).map(String::as_str)),
+            tracked: intern(&tracked_text(|k| params.get(k).map(String::as_str))),
             params,
             cancel_to: std::sync::Arc::new((addr.clone(), key.clone())),
             key,

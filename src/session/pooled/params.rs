@@ -104,8 +104,13 @@ impl ClientParams {
     /// `tracked` is the server's [`tracked_text`]; when it equals the client's, no lookup
     /// is needed (the common case, once per transaction).
     #[must_use]
-    pub fn sync_sql(&self, server: &BTreeMap<String, String>, tracked: &str) -> Option<String> {
-        if *self.text == *tracked {
+    pub fn sync_sql(
+        &self,
+        server: &BTreeMap<String, String>,
+        tracked: &Arc<str>,
+    ) -> Option<String> {
+        // Both are interned: equal texts are one copy, and the pointers tell.
+        if Arc::ptr_eq(&self.text, tracked) || *self.text == **tracked {
             return None;
         }
         let sets: Vec<String> = pairs(&self.text)
@@ -145,8 +150,9 @@ fn quote(v: &str) -> String {
 mod tests {
     use super::*;
 
-    fn text(m: &BTreeMap<String, String>) -> String {
-        tracked_text(|k| m.get(k).map(String::as_str))
+    /// A server's text, not interned: the comparison must not rely on the pointers.
+    fn text(m: &BTreeMap<String, String>) -> Arc<str> {
+        Arc::from(tracked_text(|k| m.get(k).map(String::as_str)))
     }
 
     fn startup_of(pairs: &[(&str, &str)]) -> crate::protocol::startup::StartupParams {
