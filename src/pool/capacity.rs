@@ -9,6 +9,10 @@
 //! out above it are not handed on as they come back, so the limit holds as soon as enough
 //! work finishes and no running transaction is cut.
 //!
+//! A capacity can keep a stock of things under the same lock (`T`: a pool keeps its idle
+//! connections there), so taking a permit with one of them, or giving both back, is one
+//! lock and not two.
+//!
 //! Waiters have deadlines but no timer each: one sweeper task per capacity, alive while
 //! anyone waits, sleeps until the earliest deadline and lets go of the waiters past it
 //! (tokio's semaphore plus a timeout per waiter cost a timer registration, a waiter-list
@@ -27,15 +31,15 @@ mod tests;
 
 pub use acquire::Acquire;
 
-/// A resizable, fair counting limit.
-pub struct Capacity {
-    state: Mutex<State>,
+/// A resizable, fair counting limit, with a stock of `T` kept under its lock.
+pub struct Capacity<T = ()> {
+    state: Mutex<State<T>>,
     /// Wakes the sweeper when a waiter comes with a deadline before the one it sleeps to
     /// (possible only after a reload shortened the wait).
     sooner: Notify,
 }
 
-struct State {
+struct State<T> {
     size: usize,
     /// Permits out, counting those granted to waiters that have not taken them yet.
     out: usize,
@@ -47,6 +51,8 @@ struct State {
     settled: Vec<(u64, bool)>,
     /// When the sweeper wakes next; `None` = no sweeper (nobody waits).
     sweep_at: Option<Instant>,
+    /// What the owner keeps with the count ([`Capacity::try_take`], [`Capacity::put`]).
+    stock: Vec<T>,
 }
 
 struct Waiter {
@@ -55,7 +61,7 @@ struct Waiter {
     waker: Waker,
 }
 
-impl State {
+impl<T> State<T> {
     /// Counts a permit out if one is free (with a waiter queued, none is).
     fn take(&mut self) -> bool {
         let free = self.out < self.size;
@@ -91,7 +97,7 @@ impl State {
     }
 }
 
-impl Capacity {
+impl<T: Send + 'static> Capacity<T> {
     #[must_use]
     pub fn new(size: usize) -> Arc<Self> {
         Arc::new(Self {
@@ -102,12 +108,13 @@ impl Capacity {
                 queue: VecDeque::new(),
                 settled: Vec::new(),
                 sweep_at: None,
+                stock: Vec::new(),
             }),
             sooner: Notify::new(),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -144,38 +151,81 @@ impl Capacity {
 
     /// A permit if one is free now (never past a waiter: with one waiting, none is free).
     #[must_use]
-    pub fn try_acquire(self: &Arc<Self>) -> Option<Permit> {
+    pub fn try_acquire(self: &Arc<Self>) -> Option<Permit<T>> {
         let free = self.lock().take();
         free.then(|| self.permit())
     }
 
     /// Waits for a permit until `deadline`; `None` = none came by then.
-    pub fn acquire(self: &Arc<Self>, deadline: Instant) -> Acquire<'_> {
+    pub fn acquire(self: &Arc<Self>, deadline: Instant) -> Acquire<'_, T> {
         Acquire::new(self, deadline)
     }
 
     /// A permit already counted out.
-    fn permit(self: &Arc<Self>) -> Permit {
+    fn permit(self: &Arc<Self>) -> Permit<T> {
         Permit {
-            owner: self.clone(),
+            owner: Some(self.clone()),
         }
     }
 
-    fn give_back(&self) {
-        let waker = self.lock().give_back();
+    /// A free permit and a thing of the stock at once, under one lock: `pick` chooses
+    /// the thing (or none: then no permit is taken either). The permit is counted out
+    /// but not wrapped; [`put`](Self::put) gives it back.
+    pub fn try_take(&self, pick: impl FnOnce(&mut Vec<T>) -> Option<T>) -> Option<T> {
+        let mut s = self.lock();
+        if s.out >= s.size {
+            return None;
+        }
+        let taken = pick(&mut s.stock)?;
+        s.out += 1;
+        Some(taken)
+    }
+
+    /// Gives back a permit counted out unwrapped ([`try_take`](Self::try_take),
+    /// [`Permit::into_counted`]), stocking `item` first, under one lock.
+    pub fn put(&self, item: Option<T>) {
+        let waker = {
+            let mut s = self.lock();
+            if let Some(item) = item {
+                s.stock.push(item);
+            }
+            s.give_back()
+        };
         if let Some(w) = waker {
             w.wake();
         }
     }
+
+    /// Runs `f` on the permits out now and the stock, under the lock.
+    pub fn with_stock<R>(&self, f: impl FnOnce(usize, &mut Vec<T>) -> R) -> R {
+        let mut s = self.lock();
+        let s = &mut *s;
+        f(s.out, &mut s.stock)
+    }
+
+    fn give_back(&self) {
+        self.put(None);
+    }
 }
 
 /// A permit of a [`Capacity`]; dropping it gives it back (to the oldest waiter, if any).
-pub struct Permit {
-    owner: Arc<Capacity>,
+pub struct Permit<T: Send + 'static = ()> {
+    /// `None` once [`into_counted`](Self::into_counted).
+    owner: Option<Arc<Capacity<T>>>,
 }
 
-impl Drop for Permit {
+impl<T: Send + 'static> Permit<T> {
+    /// Keeps the permit counted out without this wrapper (and its reference to the
+    /// capacity): whoever holds it gives it back with [`Capacity::put`].
+    pub fn into_counted(mut self) {
+        self.owner = None;
+    }
+}
+
+impl<T: Send + 'static> Drop for Permit<T> {
     fn drop(&mut self) {
-        self.owner.give_back();
+        if let Some(owner) = self.owner.take() {
+            owner.give_back();
+        }
     }
 }

@@ -4,15 +4,17 @@
 //!
 //! Checked-out connections are counted by permits of a resizable [`Capacity`], idle ones sit
 //! in a LIFO list, so `checked out + idle <= size` holds without a counter that could drift.
+//! The idle list is the capacity's stock: a checkout takes a permit and an idle connection
+//! under one lock, and a release gives both back under one.
 //! Settings are the listener's, shared through one `ArcSwap` so a reload reaches every pool.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
-use super::capacity::{Capacity, Permit};
+use super::capacity::Capacity;
 use super::db_limit::{DbSlot, DbSlots};
 use super::server::{Login, ServerConn, ServerError};
 use crate::route::cancel::BackendAddr;
@@ -80,13 +82,13 @@ pub struct ServerPool {
     pub login: Login,
     /// The listener's settings (one swap for all its pools).
     pub settings: Arc<ArcSwap<PoolSettings>>,
-    permits: Arc<Capacity>,
-    reserve: Arc<Capacity>,
+    /// `pool_size`; its stock is the idle list, most recently used last (boxed: a checkout
+    /// moves a pointer, and a session's state stays small).
+    permits: Arc<Capacity<Box<ServerConn>>>,
+    /// `reserve_pool_size` (no stock: its connections go idle into `permits`' list).
+    reserve: Arc<Capacity<Box<ServerConn>>>,
     /// The (member, database) budget shared with other users' pools; `None` = no limit.
     db: Option<Arc<DbSlots>>,
-    /// Boxed: a checkout moves a pointer, and a session's state stays small.
-    #[allow(clippy::vec_box)]
-    idle: Mutex<Vec<Box<ServerConn>>>,
     draining: AtomicBool,
     /// `server_lifetime` in nanoseconds, kept here by [`resize`](Self::resize): checked on
     /// every checkout and release, where loading the settings would cost more.
@@ -114,7 +116,8 @@ enum Next {
 pub struct Checkout {
     conn: Option<Box<ServerConn>>,
     pool: Arc<ServerPool>,
-    _permit: Permit,
+    /// Whose permit it holds, counted out unwrapped: the reserve's, or `pool_size`'s.
+    reserve: bool,
     /// When it was checked out, for SHOW SERVERS.
     pub since: Instant,
 }
@@ -152,15 +155,17 @@ impl Checkout {
     /// [`release`](Self::release) at `now`, a clock reading the caller has at hand.
     pub fn release_at(mut self, now: Instant) {
         if let Some(conn) = self.conn.take() {
-            self.pool.put_back(conn, now);
+            self.pool.put_back(conn, now, self.reserve);
         }
     }
 }
 
 impl Drop for Checkout {
     fn drop(&mut self) {
+        // The connection is there until `release_at` took it, and with it the permit.
         if let Some(conn) = self.conn.take() {
             self.pool.close(&conn);
+            self.pool.give_back(self.reserve, None);
         }
     }
 }
@@ -184,7 +189,6 @@ impl ServerPool {
             reserve: Capacity::new(reserve),
             db,
             settings,
-            idle: Mutex::new(Vec::new()),
             draining: AtomicBool::new(false),
             lifetime_ns,
             generation: AtomicU64::new(0),
@@ -196,11 +200,6 @@ impl ServerPool {
             db.register(&pool);
         }
         pool
-    }
-
-    #[allow(clippy::vec_box)] // see the field
-    fn idle(&self) -> MutexGuard<'_, Vec<Box<ServerConn>>> {
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A connection for one transaction (or session): an idle one, or a new one, waiting
@@ -216,7 +215,7 @@ impl ServerPool {
         let start = tokio::time::Instant::from_std(start);
         let deadline = start + s.wait_timeout;
         let waiting = self.waiting.enter();
-        let permit = self.acquire(s, start).await?;
+        let (permit, reserve) = self.acquire(s, start).await?;
         let next = self.idle_or_room(s, deadline).await?;
         drop(waiting);
         // The idle list's clock reading is the checkout's time too.
@@ -228,7 +227,8 @@ impl ServerPool {
                 Instant::now(),
             ),
         };
-        Ok(self.lend(conn, permit, now))
+        permit.into_counted();
+        Ok(self.lend(conn, reserve, now))
     }
 
     /// An idle connection right now, without waiting or opening one (the common case,
@@ -238,18 +238,31 @@ impl ServerPool {
         if self.draining.load(Ordering::Acquire) {
             return None;
         }
-        let permit = self.permits.try_acquire()?;
-        let conn = self.take_idle_at(now)?;
-        Some(self.lend(conn, permit, now))
+        // A permit and the connection in one go.
+        let conn = self.permits.try_take(|idle| self.pop_fit(idle, now))?;
+        Some(self.lend(conn, false, now))
     }
 
-    /// `conn`, lent under `permit` at `now` (both paths of a checkout end here).
-    fn lend(self: &Arc<Self>, conn: Box<ServerConn>, permit: Permit, now: Instant) -> Checkout {
+    /// `conn`, lent at `now` under a permit counted out (the reserve's if `reserve`);
+    /// both paths of a checkout end here.
+    fn lend(self: &Arc<Self>, conn: Box<ServerConn>, reserve: bool, now: Instant) -> Checkout {
         Checkout {
             conn: Some(conn),
             pool: self.clone(),
-            _permit: permit,
+            reserve,
             since: now,
+        }
+    }
+
+    /// Gives back a permit counted out (the reserve's if `reserve`), with `idle` to keep.
+    fn give_back(&self, reserve: bool, idle: Option<Box<ServerConn>>) {
+        if reserve {
+            if let Some(conn) = idle {
+                self.permits.with_stock(|_, stock| stock.push(conn));
+            }
+            self.reserve.put(None);
+        } else {
+            self.permits.put(idle);
         }
     }
 
@@ -260,14 +273,21 @@ impl ServerPool {
         if self.is_draining() {
             return None;
         }
-        let mut idle = self.idle();
-        self.close_unfit_on_top(&mut idle, now);
-        idle.last_mut().map(|conn| f(conn))
+        self.permits.with_stock(|_, idle| {
+            self.close_unfit_on_top(idle, now);
+            idle.last_mut().map(|conn| f(conn))
+        })
     }
 
+    /// An idle connection fit to use at `now`, for a checkout that has its permit.
     fn take_idle_at(&self, now: Instant) -> Option<Box<ServerConn>> {
-        let mut idle = self.idle();
-        self.close_unfit_on_top(&mut idle, now);
+        self.permits.with_stock(|_, idle| self.pop_fit(idle, now))
+    }
+
+    /// Takes the next idle connection fit to use at `now` off `idle`.
+    #[allow(clippy::vec_box)] // the idle list's own type
+    fn pop_fit(&self, idle: &mut Vec<Box<ServerConn>>, now: Instant) -> Option<Box<ServerConn>> {
+        self.close_unfit_on_top(idle, now);
         idle.pop()
     }
 
@@ -290,16 +310,19 @@ impl ServerPool {
         conn.expired(self.lifetime_ns.load(Ordering::Relaxed), now)
     }
 
-    fn put_back(&self, mut conn: Box<ServerConn>, now: Instant) {
+    /// Takes back `conn` and its permit (the reserve's if `reserve`): idle again if it
+    /// is fit to stay, else closed.
+    fn put_back(&self, mut conn: Box<ServerConn>, now: Instant, reserve: bool) {
         if self.draining.load(Ordering::Acquire)
             || self.expired(&mut conn, now)
             || conn.generation != self.generation.load(Ordering::Acquire)
         {
             self.close(&conn);
+            self.give_back(reserve, None);
             return;
         }
         conn.idle_since = now;
-        self.idle().push(conn);
+        self.give_back(reserve, Some(conn));
         if let Some(db) = &self.db {
             db.went_idle();
         }
@@ -308,10 +331,9 @@ impl ServerPool {
     /// Closes the least recently used idle connection, freeing its `max_db_connections`
     /// slot for another pool; false if none is idle.
     pub(super) fn close_oldest_idle(&self) -> bool {
-        let oldest = {
-            let mut idle = self.idle();
-            (!idle.is_empty()).then(|| idle.remove(0))
-        };
+        let oldest = self
+            .permits
+            .with_stock(|_, idle| (!idle.is_empty()).then(|| idle.remove(0)));
         oldest.is_some_and(|conn| {
             self.close(&conn);
             true
@@ -326,7 +348,7 @@ impl ServerPool {
     /// Stops handing out connections: closes the idle ones now, the busy ones on release.
     pub fn drain(&self) {
         self.draining.store(true, Ordering::Release);
-        for conn in self.idle().drain(..) {
+        for conn in self.permits.with_stock(|_, idle| std::mem::take(idle)) {
             self.close(&conn);
         }
     }

@@ -320,9 +320,9 @@ async fn a_client_that_waited_reserve_pool_timeout_gets_a_reserve_connection() {
         s.reserve_timeout = Duration::from_millis(50);
     });
     let pool = pools.get(&server.addr, &login("alice", "app"));
-    let _first = pool.checkout().await.unwrap();
+    let first = pool.checkout().await.unwrap();
     let started = tokio::time::Instant::now();
-    let _reserve = pool.checkout().await.unwrap();
+    let reserve = pool.checkout().await.unwrap();
     let waited = started.elapsed();
     assert!(
         waited >= Duration::from_millis(50) && waited < Duration::from_millis(200),
@@ -333,5 +333,20 @@ async fn a_client_that_waited_reserve_pool_timeout_gets_a_reserve_connection() {
     // pool_size and the reserve are both in use: the next client waits the whole
     // query_wait_timeout and is told which limit it hit.
     expect_wait_timeout(&pool, Limit::PoolSize(1)).await;
+    server.expect_open(2).await;
+    // The reserve connection goes idle into the pool's list and its permit back to the
+    // reserve; a connection dropped (closed) gives its permit back too.
+    reserve.release();
+    assert_eq!(pool.counts(), (1, 1));
+    drop(first);
+    assert_eq!(pool.counts(), (0, 1));
+    let again = pool.try_checkout(std::time::Instant::now());
+    assert!(
+        again.is_some(),
+        "the released reserve connection is not idle"
+    );
+    assert_eq!(pool.counts(), (1, 0));
+    drop(again);
+    assert_eq!(pool.counts(), (0, 0));
     server.expect_open(2).await;
 }

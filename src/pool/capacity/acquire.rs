@@ -12,15 +12,15 @@ use super::{Capacity, Permit, Waiter};
 
 /// A wait for a permit of a [`Capacity`] until a deadline; `None` = the deadline passed.
 /// Dropping it leaves the queue (a permit granted meanwhile goes to the next waiter).
-pub struct Acquire<'a> {
-    cap: &'a Arc<Capacity>,
+pub struct Acquire<'a, T: Send + 'static> {
+    cap: &'a Arc<Capacity<T>>,
     deadline: Instant,
     /// Its place in the queue, once it waits.
     id: Option<u64>,
 }
 
-impl<'a> Acquire<'a> {
-    pub(super) fn new(cap: &'a Arc<Capacity>, deadline: Instant) -> Self {
+impl<'a, T: Send + 'static> Acquire<'a, T> {
+    pub(super) fn new(cap: &'a Arc<Capacity<T>>, deadline: Instant) -> Self {
         Self {
             cap,
             deadline,
@@ -29,10 +29,10 @@ impl<'a> Acquire<'a> {
     }
 }
 
-impl Future for Acquire<'_> {
-    type Output = Option<Permit>;
+impl<T: Send + 'static> Future for Acquire<'_, T> {
+    type Output = Option<Permit<T>>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Permit>> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Permit<T>>> {
         let this = &mut *self;
         let cap = this.cap;
         let mut s = cap.lock();
@@ -80,7 +80,7 @@ impl Future for Acquire<'_> {
     }
 }
 
-impl Drop for Acquire<'_> {
+impl<T: Send + 'static> Drop for Acquire<'_, T> {
     fn drop(&mut self) {
         let Some(id) = self.id else { return };
         let waker = {
@@ -105,7 +105,7 @@ impl Drop for Acquire<'_> {
 
 /// Lets go of waiters past their deadline, sleeping until the earliest one; ends when
 /// nobody waits (the next waiter starts another).
-async fn sweep(cap: Arc<Capacity>) {
+async fn sweep<T: Send + 'static>(cap: Arc<Capacity<T>>) {
     loop {
         let mut expired: Vec<Waker> = Vec::new();
         let next = {

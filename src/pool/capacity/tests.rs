@@ -13,7 +13,7 @@ async fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
 }
 
 /// The only permit of `c` (size 1) taken, and two acquires waiting behind it, oldest first.
-async fn held_and_two_waiters(c: &Arc<Capacity>) -> (Permit, Acquire<'_>, Acquire<'_>) {
+async fn held_and_two_waiters(c: &Arc<Capacity>) -> (Permit, Acquire<'_, ()>, Acquire<'_, ()>) {
     let held = c.try_acquire().unwrap();
     let (mut first, mut second) = (c.acquire(far()), c.acquire(far()));
     assert!(poll_once(&mut first).await.is_pending());
@@ -27,7 +27,7 @@ fn far() -> Instant {
 
 #[tokio::test]
 async fn shrinking_with_permits_out_takes_effect_as_they_return() {
-    let c = Capacity::new(3);
+    let c = Capacity::<()>::new(3);
     let a = c.try_acquire().unwrap();
     let b = c.try_acquire().unwrap();
     c.resize(1);
@@ -46,7 +46,7 @@ async fn shrinking_with_permits_out_takes_effect_as_they_return() {
 
 #[tokio::test]
 async fn a_returned_permit_goes_to_the_oldest_waiter_and_nobody_overtakes() {
-    let c = Capacity::new(1);
+    let c = Capacity::<()>::new(1);
     let (held, mut first, mut second) = held_and_two_waiters(&c).await;
     assert_eq!(c.waiting(), 2);
     drop(held);
@@ -64,7 +64,7 @@ async fn a_returned_permit_goes_to_the_oldest_waiter_and_nobody_overtakes() {
 
 #[tokio::test]
 async fn a_waiter_that_leaves_passes_its_granted_permit_on() {
-    let c = Capacity::new(1);
+    let c = Capacity::<()>::new(1);
     let (held, gone, mut next) = held_and_two_waiters(&c).await;
     drop(held); // granted to `gone`...
     drop(gone); // ...which leaves without taking it
@@ -85,7 +85,7 @@ async fn a_waiter_that_leaves_passes_its_granted_permit_on() {
 
 #[tokio::test]
 async fn growing_grants_the_new_room_to_waiters() {
-    let c = Capacity::new(1);
+    let c = Capacity::<()>::new(1);
     let (held, mut a, mut b) = held_and_two_waiters(&c).await;
     c.resize(3);
     assert!(matches!(poll_once(&mut a).await, Poll::Ready(Some(_))));
@@ -100,7 +100,7 @@ async fn growing_grants_the_new_room_to_waiters() {
 
 #[tokio::test(start_paused = true)]
 async fn a_waiter_gives_up_at_its_deadline_and_a_sooner_one_is_not_kept_waiting() {
-    let c = Capacity::new(1);
+    let c = Capacity::<()>::new(1);
     let held = c.try_acquire().unwrap();
     let start = Instant::now();
     assert!(c
@@ -127,5 +127,36 @@ async fn a_waiter_gives_up_at_its_deadline_and_a_sooner_one_is_not_kept_waiting(
         long.await.unwrap(),
         "the long waiter did not get the permit"
     );
+    assert_eq!((c.in_use(), c.waiting()), (0, 0));
+}
+
+#[tokio::test]
+async fn a_stocked_thing_and_its_permit_are_taken_and_given_back_together() {
+    let c: Arc<Capacity<&str>> = Capacity::new(1);
+    // Nothing in stock: no permit is taken either.
+    assert_eq!(c.try_take(Vec::pop), None);
+    assert_eq!(c.in_use(), 0);
+    c.with_stock(|_, stock| stock.push("a"));
+    assert_eq!(c.try_take(Vec::pop), Some("a"));
+    assert_eq!(c.in_use(), 1);
+    // The only permit is out (unwrapped): nothing more, stock or not.
+    c.with_stock(|_, stock| stock.push("b"));
+    assert_eq!(c.try_take(Vec::pop), None);
+    assert!(c.try_acquire().is_none());
+    // A waiter gets the permit given back with "a", and finds both in stock.
+    let mut waiter = c.acquire(far());
+    assert!(poll_once(&mut waiter).await.is_pending());
+    c.put(Some("a"));
+    let Poll::Ready(Some(p)) = poll_once(&mut waiter).await else {
+        panic!("the waiter did not get the permit given back");
+    };
+    assert_eq!(
+        c.with_stock(|out, stock| (out, stock.clone())),
+        (1, vec!["b", "a"])
+    );
+    // A permit kept counted out past its wrapper is given back with `put`.
+    p.into_counted();
+    assert_eq!(c.in_use(), 1);
+    c.put(None);
     assert_eq!((c.in_use(), c.waiting()), (0, 0));
 }

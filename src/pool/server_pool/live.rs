@@ -19,24 +19,26 @@ impl ServerPool {
     /// (checked out, idle).
     #[must_use]
     pub fn counts(&self) -> (usize, usize) {
-        let busy = self.permits.in_use() + self.reserve.in_use();
-        (busy, self.idle().len())
+        let reserve = self.reserve.in_use();
+        self.permits
+            .with_stock(|out, idle| (out + reserve, idle.len()))
     }
 
     /// The idle connections: (server pid, connected at, idle since), for SHOW SERVERS.
     #[must_use]
     pub fn idle_conns(&self) -> Vec<(i32, Instant, Instant)> {
-        self.idle()
-            .iter()
-            .map(|c| (c.key.pid, c.created, c.idle_since))
-            .collect()
+        self.permits.with_stock(|_, idle| {
+            idle.iter()
+                .map(|c| (c.key.pid, c.created, c.idle_since))
+                .collect()
+        })
     }
 
     /// Closes the idle connections now and every busy one when it is released (RECONNECT):
     /// unlike `drain`, the pool keeps serving with fresh connections.
     pub fn reconnect(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        for conn in self.idle().drain(..) {
+        for conn in self.permits.with_stock(|_, idle| std::mem::take(idle)) {
             self.close(&conn);
         }
     }

@@ -12,23 +12,26 @@ impl ServerPool {
     /// and says how many more are needed to reach `min_size`.
     pub fn maintain(&self) -> usize {
         let s = self.settings.load();
-        let mut idle = self.idle();
-        let in_use = self.permits.in_use() + self.reserve.in_use();
+        let reserve = self.reserve.in_use();
         let keep_total = s.min_size;
-        let mut kept = Vec::with_capacity(idle.len());
         let now = Instant::now();
-        for mut conn in idle.drain(..) {
-            let expired = self.expired(&mut conn, now) || conn.is_closed();
-            let idle_too_long = now.saturating_duration_since(conn.idle_since) >= s.idle_timeout
-                && in_use + kept.len() >= keep_total;
-            if expired || idle_too_long {
-                self.close(&conn);
-            } else {
-                kept.push(conn);
+        self.permits.with_stock(|out, idle| {
+            let in_use = out + reserve;
+            let mut kept = Vec::with_capacity(idle.len());
+            for mut conn in idle.drain(..) {
+                let expired = self.expired(&mut conn, now) || conn.is_closed();
+                let idle_too_long = now.saturating_duration_since(conn.idle_since)
+                    >= s.idle_timeout
+                    && in_use + kept.len() >= keep_total;
+                if expired || idle_too_long {
+                    self.close(&conn);
+                } else {
+                    kept.push(conn);
+                }
             }
-        }
-        *idle = kept;
-        keep_total.saturating_sub(in_use + idle.len())
+            *idle = kept;
+            keep_total.saturating_sub(in_use + idle.len())
+        })
     }
 
     /// Opens one connection into the idle list (for `min_pool_size`).
@@ -47,8 +50,9 @@ impl ServerPool {
             None => None,
         };
         let conn = self.open(s.connect_timeout, slot).await?;
-        drop(permit);
-        self.put_back(conn, Instant::now());
+        // Given back with the connection, in one go.
+        permit.into_counted();
+        self.put_back(conn, Instant::now(), false);
         Ok(())
     }
 }

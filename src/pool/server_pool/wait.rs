@@ -85,13 +85,13 @@ impl ServerPool {
         Ok(Box::new(conn))
     }
 
-    /// A permit under `pool_size`, waiting from `start` up to `wait_timeout`; after
+    /// A permit under `pool_size` (`false`) or the reserve (`true`), waiting from `start` up to `wait_timeout`; after
     /// `reserve_pool_timeout` of it, one of the reserve if that has room.
     pub(super) async fn acquire(
         &self,
         s: Waits,
         start: tokio::time::Instant,
-    ) -> Result<Permit, PoolError> {
+    ) -> Result<(Permit<Box<ServerConn>>, bool), PoolError> {
         if self.draining.load(Ordering::Acquire) {
             return Err(PoolError::Draining);
         }
@@ -101,19 +101,24 @@ impl ServerPool {
             s.wait_timeout
         };
         if let Some(p) = self.permits.acquire(start + first_wait).await {
-            return Ok(p);
+            return Ok((p, false));
         }
         if let Some(p) = self.reserve.try_acquire() {
-            return Ok(p);
+            return Ok((p, true));
         }
         let timeout = || PoolError::WaitTimeout(s.wait_timeout, Limit::PoolSize(s.size));
         if first_wait >= s.wait_timeout {
             // No time left: one last look.
-            return self.permits.try_acquire().ok_or_else(timeout);
+            return self
+                .permits
+                .try_acquire()
+                .map(|p| (p, false))
+                .ok_or_else(timeout);
         }
         self.permits
             .acquire(start + s.wait_timeout)
             .await
+            .map(|p| (p, false))
             .ok_or_else(timeout)
     }
 }
