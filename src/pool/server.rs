@@ -134,7 +134,7 @@ pub struct ServerConn {
     pub key: CancelKey,
     /// `addr` and `key` once more, shared: what a pooled client's cancel target points at
     /// while it uses this server, set at each checkout without copying strings.
-    pub cancel_to: std::sync::Arc<(BackendAddr, CancelKey)>,
+    pub cancel_to: crate::route::cancel::ServerKey,
     pub created: Instant,
     /// `created` on the wall clock (SHOW SERVERS' connect_time).
     pub created_wall: std::time::SystemTime,

@@ -2,6 +2,7 @@
 //! listener reaches the right server even on balanced ports.
 
 use crate::fast_hash::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::protocol::CancelKey;
@@ -24,29 +25,60 @@ pub enum CancelTarget {
     Pooled(Arc<PooledTarget>),
 }
 
+/// A server and its cancel key, shared by the server connection and its clients' targets.
+pub type ServerKey = Arc<(BackendAddr, CancelKey)>;
+
 /// The server a pooled client is using at the moment, if any.
+///
+/// The last server stays linked while the client is idle, marked not in use: a client
+/// that gets the same server again (the usual case) only flips the mark, with no lock and
+/// no reference count touched.
 #[derive(Debug, Default)]
 pub struct PooledTarget {
-    current: Mutex<Option<Arc<(BackendAddr, CancelKey)>>>,
+    last: Mutex<Option<ServerKey>>,
+    /// The address of `last`'s server key, for the client's own check whether it is the
+    /// same (written under the lock; `last` keeps it alive, so an equal address is the
+    /// same server).
+    last_ptr: AtomicPtr<(BackendAddr, CancelKey)>,
+    /// Whether the client is using `last` now (set under the lock when `last` changes).
+    in_use: AtomicBool,
 }
 
 impl PooledTarget {
-    /// Records the server (and its key) the client now uses; `None` between transactions.
-    pub fn set(&self, server: Option<Arc<(BackendAddr, CancelKey)>>) {
-        let old = std::mem::replace(
-            &mut *self.current.lock().unwrap_or_else(PoisonError::into_inner),
-            server,
-        );
+    /// Records that the client now uses `server`. Only the client calls this (and
+    /// [`idle`](Self::idle)).
+    pub fn lend(&self, server: &ServerKey) {
+        if self.last_ptr.load(Ordering::Relaxed).cast_const() == Arc::as_ptr(server) {
+            self.in_use.store(true, Ordering::Release);
+            return;
+        }
+        let old = {
+            let mut last = self.lock();
+            self.last_ptr
+                .store(Arc::as_ptr(server).cast_mut(), Ordering::Relaxed);
+            self.in_use.store(true, Ordering::Release);
+            last.replace(server.clone())
+        };
         drop(old); // outside the lock
     }
 
+    /// Records that the client uses no server now (between transactions).
+    pub fn idle(&self) {
+        self.in_use.store(false, Ordering::Release);
+    }
+
+    /// The server the client is using now, if any.
     #[must_use]
     pub fn get(&self) -> Option<(BackendAddr, CancelKey)> {
-        self.current
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_deref()
-            .cloned()
+        let last = self.lock();
+        if !self.in_use.load(Ordering::Acquire) {
+            return None;
+        }
+        last.as_deref().cloned()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<ServerKey>> {
+        self.last.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -173,7 +205,23 @@ mod tests {
             pid: 9,
             secret: crate::protocol::startup::Secret::from_slice(&[1, 1, 1, 1]),
         };
-        target.set(Some(Arc::new((addr.clone(), server_key.clone()))));
-        assert_eq!(t.get(), Some((addr, server_key)));
+        let first = Arc::new((addr.clone(), server_key.clone()));
+        target.lend(&first);
+        assert_eq!(t.get(), Some((addr.clone(), server_key.clone())));
+        // Between transactions: none, though the server stays linked.
+        target.idle();
+        assert_eq!(t.get(), None);
+        target.lend(&first);
+        assert_eq!(t.get(), Some((addr.clone(), server_key)));
+        // Another server: followed, even when its key is equal but its own.
+        let other_key = CancelKey {
+            pid: 10,
+            secret: crate::protocol::startup::Secret::from_slice(&[2, 2, 2, 2]),
+        };
+        target.idle();
+        target.lend(&Arc::new((addr.clone(), other_key.clone())));
+        assert_eq!(t.get(), Some((addr, other_key)));
+        target.lend(&first);
+        assert_eq!(t.get().map(|(_, k)| k.pid), Some(9));
     }
 }

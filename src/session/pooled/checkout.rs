@@ -203,7 +203,7 @@ impl Client<'_> {
         }
         self.info
             .lend_at(pool, conn.key.pid, conn.created_wall, since);
-        self.target.set(Some(conn.cancel_to.clone()));
+        self.target.lend(&conn.cancel_to);
         // The login values, not the current ones: a client before may have changed them.
         self.params
             .adopt_defaults(&conn.defaults, &mut conn.memo.adopted);

@@ -168,7 +168,7 @@ impl Client<'_> {
     }
 
     fn give_back(&self, checkout: Checkout, now: Instant) {
-        self.target.set(None);
+        self.target.idle();
         self.info.idle_at(now);
         checkout.release_at(now);
     }
