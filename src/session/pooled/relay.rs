@@ -110,7 +110,7 @@ pub fn run<'a, 'b>(
             if lent.is_none() {
                 // The client's next bytes, or KILL or shutdown (which kills clients between
                 // transactions at once); the socket first.
-                let readable = std::future::poll_fn(|cx| match stream.poll_read_ready(cx) {
+                let readable = std::future::poll_fn(|cx| match sock::poll_read_ready(stream, cx) {
                     Poll::Ready(r) => Poll::Ready(Some(r.is_ok())),
                     Poll::Pending => c.info.poll_killed(cx).map(|()| None),
                 });

@@ -36,6 +36,15 @@ pub fn poll_read(
     }
 }
 
+/// `stream.poll_read_ready`, answered from tokio's cached readiness first when that says
+/// readable (the usual case after a wake-up: no waker, no budget check).
+pub fn poll_read_ready(stream: &TcpStream, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    if stream.try_io(Interest::READABLE, || Ok(())).is_ok() {
+        return Poll::Ready(Ok(()));
+    }
+    stream.poll_read_ready(cx)
+}
+
 /// Writes all of `buf`: at once when the socket takes it (the usual case: no waker, no
 /// budget check), else the rest the usual way, waiting for room.
 pub async fn write_all(stream: &mut TcpStream, buf: &[u8]) -> io::Result<()> {
@@ -122,6 +131,32 @@ mod tests {
         assert_eq!(&buf[..2], b"gh");
         drop(tx);
         assert_eq!(read(&rx, &mut buf).await.unwrap(), 0, "end of stream");
+    }
+
+    #[tokio::test]
+    async fn read_readiness_is_told_from_the_cache_and_registers_when_not_ready() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut tx = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (rx, _) = l.accept().await.unwrap();
+        let ready_now = |rx: &TcpStream| {
+            let waker = futures_util::task::noop_waker();
+            poll_read_ready(rx, &mut Context::from_waker(&waker)).is_ready()
+        };
+        // A new socket counts as readable until a read says otherwise.
+        let mut buf = [0u8; 8];
+        assert_eq!(
+            try_read(&rx, &mut buf).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        assert!(!ready_now(&rx), "ready with nothing sent");
+        tx.write_all(b"ab").await.unwrap();
+        // Registered above: the data's edge reaches the cache.
+        std::future::poll_fn(|cx| poll_read_ready(&rx, cx))
+            .await
+            .unwrap();
+        assert!(ready_now(&rx), "not ready again with data waiting");
+        assert_eq!(try_read(&rx, &mut buf).unwrap(), 2);
+        assert!(!ready_now(&rx), "still ready after a short read drained it");
     }
 
     #[tokio::test]
