@@ -303,7 +303,8 @@ impl Relay<'_> {
                 .map_or(&[][..], |b| &b.client_in[..n])
                 .into();
             Bufs::recycle(self.bufs.take());
-            let held = Box::pin(c.checkout()).await;
+            // Written into its allocation, not moved there (as the transaction's future).
+            let held = Box::into_pin(Box::write(Box::new_uninit(), c.checkout())).await;
             let bufs = self.bufs.get_or_insert_with(Bufs::new);
             bufs.client_in[..request.len()].copy_from_slice(&request);
             held
