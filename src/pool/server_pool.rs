@@ -215,8 +215,8 @@ impl ServerPool {
         let start = tokio::time::Instant::from_std(start);
         let deadline = start + s.wait_timeout;
         let waiting = self.waiting.enter();
-        let (permit, reserve) = self.acquire(s, start).await?;
-        let next = self.idle_or_room(s, deadline).await?;
+        let (permit, reserve) = self.acquire(&s, start).await?;
+        let next = self.idle_or_room(&s, deadline).await?;
         drop(waiting);
         // The idle list's clock reading is the checkout's time too.
         let (conn, now) = match next {

@@ -37,7 +37,7 @@ impl ServerPool {
     /// first of either to come before `deadline`.
     pub(super) async fn idle_or_room(
         &self,
-        s: Waits,
+        s: &Waits,
         deadline: tokio::time::Instant,
     ) -> Result<Next, PoolError> {
         let Some(db) = &self.db else {
@@ -89,7 +89,7 @@ impl ServerPool {
     /// `reserve_pool_timeout` of it, one of the reserve if that has room.
     pub(super) async fn acquire(
         &self,
-        s: Waits,
+        s: &Waits,
         start: tokio::time::Instant,
     ) -> Result<(Permit<Box<ServerConn>>, bool), PoolError> {
         if self.draining.load(Ordering::Acquire) {

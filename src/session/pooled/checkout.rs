@@ -157,13 +157,16 @@ impl Client<'_> {
         if shared.gate.stop_state() != Stop::Running {
             return Err(crate::session::shutting_down());
         }
-        let topology = self.shared.topology.load();
         let held = {
             let find = async {
-                match self.sticky_checkout(topology.generation, start).await {
-                    Some(held) => held,
-                    None => Box::pin(self.balanced_checkout(&topology)).await,
+                // The sticky pool needs only the generation (an atomic load, as for
+                // `checkout_now`); the topology is loaded when members are to be chosen.
+                let generation = self.shared.topology.published();
+                if let Some(held) = self.sticky_checkout(generation, start).await {
+                    return held;
                 }
+                let topology = self.shared.topology.load();
+                Box::pin(self.balanced_checkout(&topology)).await
             };
             let mut find = std::pin::pin!(find);
             // Counted as waiting from its first Pending on (the result is not kept aside:
