@@ -21,24 +21,10 @@ use crate::topology::{Service, Topology};
 pub struct Sticky {
     generation: u64,
     pool: Arc<ServerPool>,
-}
-
-/// A session's registration on a member (for fencing), kept between transactions.
-pub struct Parked {
-    pool: Arc<ServerPool>,
-    guard: SessionGuard,
-}
-
-impl Parked {
-    /// Keeps `guard`, the registration made for a checkout from `pool`.
-    pub fn new(pool: Arc<ServerPool>, guard: SessionGuard) -> Self {
-        Self { pool, guard }
-    }
-
-    /// The registration, if it is for `pool` and no fence has fired it meanwhile.
-    fn reuse(self, pool: &Arc<ServerPool>) -> Option<SessionGuard> {
-        (!self.guard.is_fenced() && Arc::ptr_eq(&self.pool, pool)).then_some(self.guard)
-    }
+    /// The session's registration on the pool's member (for fencing) from its last
+    /// transaction there, kept so the next one need not register again. Only ever one made
+    /// for a checkout from `pool`: a new sticky pool starts without one.
+    parked: Option<SessionGuard>,
 }
 
 impl Sticky {
@@ -49,12 +35,19 @@ impl Sticky {
         user: &Arc<str>,
     ) -> Option<Self> {
         let (generation, pool) = setup.seed.get(database, user)?;
-        Some(Self { generation, pool })
+        Some(Self {
+            generation,
+            pool,
+            parked: None,
+        })
     }
 
-    /// Whether `pool` is the sticky one.
-    pub fn is(&self, pool: &Arc<ServerPool>) -> bool {
-        Arc::ptr_eq(&self.pool, pool)
+    /// Keeps `guard`, the registration of a transaction that ran on `pool`, if that is
+    /// the sticky pool (else it is dropped: unregistered).
+    pub fn park(&mut self, pool: &Arc<ServerPool>, guard: SessionGuard) {
+        if Arc::ptr_eq(&self.pool, pool) {
+            self.parked = Some(guard);
+        }
     }
 }
 
@@ -91,7 +84,7 @@ impl Client<'_> {
         // transaction's start.
         let now = Instant::now();
         let checkout = sticky.pool.try_checkout(now)?;
-        let parked = self.parked.take();
+        let parked = self.sticky.as_mut().and_then(|s| s.parked.take());
         match claim(self, checkout, now, parked, Still::Unchanged(generation)) {
             Attempt::Done(held) => {
                 self.listener.stats.wait_time.record_zero();
@@ -221,11 +214,11 @@ impl Client<'_> {
         generation: u64,
         start: Instant,
     ) -> Option<Result<Held, PgError>> {
-        let pool = self
+        let mut pool = self
             .sticky
             .take()
             .filter(|s| s.generation == generation && !s.pool.is_draining())?;
-        let parked = self.parked.take();
+        let parked = pool.parked.take();
         let still = Still::Unchanged(generation);
         match attempt(self, pool.pool.clone(), start, parked, still).await {
             Attempt::Done(held) => {
@@ -239,7 +232,6 @@ impl Client<'_> {
 
     /// Chooses a member (balanced, waiting for one if needed) and checks out from its pool.
     async fn balanced_checkout(&mut self, topology: &Topology) -> Result<Held, PgError> {
-        self.parked = None;
         let this = &*self;
         let held = with_member(this.shared, this.listener, |addr| {
             let pool = this.setup.pools.get(&addr, &this.login);
@@ -256,6 +248,7 @@ impl Client<'_> {
                 self.sticky = Some(Sticky {
                     generation: topology.generation,
                     pool: pool.clone(),
+                    parked: None,
                 });
             }
         }
@@ -271,7 +264,7 @@ async fn attempt(
     c: &Client<'_>,
     pool: Arc<ServerPool>,
     start: Instant,
-    parked: Option<Parked>,
+    parked: Option<SessionGuard>,
     still: Still,
 ) -> Attempt<Held> {
     let user = &pool.login.user;
@@ -308,7 +301,7 @@ fn claim(
     c: &Client<'_>,
     mut checkout: Checkout,
     since: Instant,
-    parked: Option<Parked>,
+    parked: Option<SessionGuard>,
     still: Still,
 ) -> Attempt<Held> {
     let listener = c.listener;
@@ -321,7 +314,7 @@ fn claim(
     // Register before the final check, which looks at the topology afresh: a publish after
     // the registration fences us, one before it is seen by the check. A parked
     // registration was made before an earlier check and is still live: the same.
-    let guard = match parked.and_then(|p| p.reuse(pool)) {
+    let guard = match parked.filter(|g| !g.is_fenced()) {
         Some(guard) => guard,
         None => listener.sessions.register(member),
     };

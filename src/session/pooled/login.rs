@@ -99,7 +99,6 @@ pub fn login<'a, 's>(
             params: ClientParams::from_startup(startup),
             target,
             sticky: None,
-            parked: None,
             logged_member: None,
             spans,
             info,

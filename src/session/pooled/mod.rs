@@ -29,7 +29,7 @@ use crate::protocol::ProtocolError;
 use crate::route::cancel::PooledTarget;
 use crate::route::{Listener, SessionGuard};
 use crate::stats::ListenerStats;
-use checkout::{Parked, Sticky};
+use checkout::Sticky;
 use params::ClientParams;
 
 /// A server connection lent to this client, registered so fencing can reach it.
@@ -92,11 +92,9 @@ pub struct Client<'a> {
     pub login: Login,
     pub params: ClientParams,
     pub target: Arc<PooledTarget>,
-    /// Where the last transaction ran, reused while it is the only choice.
+    /// Where the last transaction ran, reused while it is the only choice (with its
+    /// fencing registration, kept between transactions).
     pub sticky: Option<Sticky>,
-    /// The fencing registration of the last transaction, kept while `sticky` stands so
-    /// the next transaction on the same pool need not register again.
-    pub parked: Option<Parked>,
     /// The member last recorded in the session's span: recorded again only when it changes
     /// (a span's recorded fields accumulate in the log formatter).
     pub logged_member: Option<Arc<str>>,
@@ -155,9 +153,8 @@ impl Client<'_> {
             active,
         } = held;
         active.end_at(now);
-        let pool = checkout.pool();
-        if self.sticky.as_ref().is_some_and(|s| s.is(pool)) {
-            self.parked = Some(Parked::new(pool.clone(), guard));
+        if let Some(sticky) = &mut self.sticky {
+            sticky.park(checkout.pool(), guard);
         }
         self.give_back(checkout, now);
     }
