@@ -108,13 +108,10 @@ pub fn run(
     listener.stats.clients_accepted.inc();
     // Whether the log level keeps session spans: without one, nothing to record in it.
     let spans = !span.is_disabled();
-    let admit = Box::pin(admit(
-        shared.clone(),
-        listener.clone(),
-        client,
-        id,
-        peer,
-        spans,
+    // Written into its allocation rather than made and copied there (as `Box::pin` would).
+    let admit = Box::into_pin(Box::write(
+        Box::new_uninit(),
+        admit(shared.clone(), listener.clone(), client, id, peer, spans),
     ));
     let session = async move {
         let _connected = listener.stats.clients.enter();
