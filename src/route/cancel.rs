@@ -213,7 +213,7 @@ mod tests {
         assert_eq!(t.get(), None);
         target.lend(&first);
         assert_eq!(t.get(), Some((addr.clone(), server_key)));
-        // Another server: followed, even when its key is equal but its own.
+        // Another server (another shared key): followed, and back again.
         let other_key = CancelKey {
             pid: 10,
             secret: crate::protocol::startup::Secret::from_slice(&[2, 2, 2, 2]),
