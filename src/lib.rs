@@ -23,6 +23,7 @@
 pub mod admin;
 pub mod app;
 pub mod auth;
+mod boxed;
 pub mod config;
 pub mod dcs;
 pub mod fast_hash;

@@ -148,11 +148,13 @@ where
             Ok((stream, peer)) => {
                 // Boxed first: tokio moves a spawned future several times on its way
                 // into the task (and writes its stage twice more as it ends), each move a
-                // copy of the whole future; a box moves as a pointer. Written into its
-                // allocation, not made and then copied there as `Box::pin` would.
+                // copy of the whole future; a box moves as a pointer.
                 // (-C: ~350 instructions less per connection; idle memory unchanged.)
-                let session = Box::write(Box::new_uninit(), handle(listener.clone(), stream, peer));
-                tokio::spawn(Box::into_pin(session));
+                tokio::spawn(crate::boxed::pin_in_box!(handle(
+                    listener.clone(),
+                    stream,
+                    peer
+                )));
             }
             Err(e) => {
                 tracing::error!(listener = %listener.name, error = %e, "accept failed; retrying in 100ms");

@@ -108,10 +108,13 @@ pub fn run(
     listener.stats.clients_accepted.inc();
     // Whether the log level keeps session spans: without one, nothing to record in it.
     let spans = !span.is_disabled();
-    // Written into its allocation rather than made and copied there (as `Box::pin` would).
-    let admit = Box::into_pin(Box::write(
-        Box::new_uninit(),
-        admit(shared.clone(), listener.clone(), client, id, peer, spans),
+    let admit = crate::boxed::pin_in_box!(admit(
+        shared.clone(),
+        listener.clone(),
+        client,
+        id,
+        peer,
+        spans
     ));
     let session = async move {
         let _connected = listener.stats.clients.enter();

@@ -122,14 +122,12 @@ pub fn run<'a>(
 ) -> impl std::future::Future<Output = Result<(), ProtocolError>> + use<'a> {
     // Boxed, and made here rather than in the block below: the login's state and the
     // startup packet are freed once it is done, and the block keeps the socket once, so
-    // an idle client keeps only the relay's (small) state. Written into its allocation,
-    // not made and then copied there (as `Box::pin` would).
-    let login = Box::write(Box::new_uninit(), async move {
+    // an idle client keeps only the relay's (small) state.
+    let login = crate::boxed::pin_in_box!(async move {
         let mut stream = stream;
         let login = login::login(shared, listener, setup, &mut stream, &startup, info, spans).await;
         (stream, login)
     });
-    let login = Box::into_pin(login);
     async move {
         let (mut stream, login) = login.await;
         let Some((mut client, held)) = login? else {

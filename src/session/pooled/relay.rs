@@ -125,10 +125,8 @@ pub fn run<'a, 'b>(
                 }
             }
             let held = lent.take().map(|h| *h);
-            // Written into its allocation rather than made and then moved there: `Box::pin`
-            // of the future copied all its ~1 KB each transaction (~120 instructions).
-            let fut = Box::write(Box::new_uninit(), transaction(c, &mut kept, stream, held));
-            match Box::into_pin(fut).await? {
+            let fut = crate::boxed::pin_in_box!(transaction(c, &mut kept, stream, held));
+            match fut.await? {
                 End::Over => return Ok(()),
                 End::Idle if c.shared.gate.stop_state() != Stop::Running => {
                     // The transaction is done; rolegate is stopping, so the session is too.
@@ -303,8 +301,7 @@ impl Relay<'_> {
                 .map_or(&[][..], |b| &b.client_in[..n])
                 .into();
             Bufs::recycle(self.bufs.take());
-            // Written into its allocation, not moved there (as the transaction's future).
-            let held = Box::into_pin(Box::write(Box::new_uninit(), c.checkout())).await;
+            let held = crate::boxed::pin_in_box!(c.checkout()).await;
             let bufs = self.bufs.get_or_insert_with(Bufs::new);
             bufs.client_in[..request.len()].copy_from_slice(&request);
             held
