@@ -85,8 +85,9 @@ impl ServerPool {
         Ok(Box::new(conn))
     }
 
-    /// A permit under `pool_size` (`false`) or the reserve (`true`), waiting from `start` up to `wait_timeout`; after
-    /// `reserve_pool_timeout` of it, one of the reserve if that has room.
+    /// A permit under `pool_size` (`false`) or the reserve (`true`), waiting from `start`
+    /// up to `wait_timeout`; after `reserve_pool_timeout` of it, one of the reserve if that
+    /// has room.
     pub(super) async fn acquire(
         &self,
         s: &Waits,
