@@ -21,6 +21,7 @@ use crate::topology::TopologyStore;
 /// Runs rolegate until SIGTERM, SIGINT or the console's SHUTDOWN; `path` is re-read on
 /// SIGHUP and RELOAD.
 pub async fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
+    crate::tcp::set_in_force(crate::tcp::TcpOptions::from_config(&config.general));
     let store = Arc::new(TopologyStore::new());
     let shared = Shared::new(store.clone());
     shared.auth.store(load_auth(&config)?.map(Arc::new));
@@ -33,6 +34,7 @@ pub async fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
                 lc.display_name()
             )
         })?;
+        crate::tcp::listening_socket(&tcp, &lc.display_name());
         bound.push((tcp, Arc::new(Listener::from_config(lc))));
     }
     let etcd = tokio::spawn(crate::dcs::etcd::run(
@@ -114,6 +116,8 @@ pub fn serve(shared: &Arc<Shared>, bound: Vec<(TcpListener, Arc<Listener>)>) {
             tokio::spawn(p.pools.clone().maintain(std::time::Duration::from_secs(1)));
         }
         tracing::info!(listener = %l.name, addr = %l.addr, role = %l.service, "listening");
+        let tcp = Arc::new(tcp);
+        let _ = l.socket.set(Arc::downgrade(&tcp));
         let shared = shared.clone();
         let gate = shared.gate.clone();
         let name = l.name.clone();

@@ -16,6 +16,8 @@
 //!   killed on role change.
 //! - [`stats`]: shared atomic counters (per listener, DCS, switchover holds, reloads) that
 //!   the hot path bumps and the admin server reads. Imports nothing internal.
+//! - [`tcp`]: the TCP options of client and server connections (nodelay, keepalive,
+//!   user timeout).
 //! - [`admin`]: the HTTP admin server (stats page, /metrics, health and role checks, JSON
 //!   views). Only reads shared state.
 //! - [`app`]: wiring only: builds shared state, spawns tasks, owns shutdown.
@@ -32,4 +34,5 @@ pub mod protocol;
 pub mod route;
 pub mod session;
 pub mod stats;
+pub mod tcp;
 pub mod topology;

@@ -1,7 +1,8 @@
 //! Live reload and shutdown against a real Patroni cluster: SIGHUP/RELOAD change pool
-//! sizes without dropping open sessions and reject an invalid file (counted in
-//! /metrics); SIGTERM lets a transaction in flight finish, then exits 0 with no server
-//! connection left on the member; SIGINT exits at once.
+//! sizes without dropping open sessions, give new client and server connections the new
+//! TCP keepalive settings, and reject an invalid file (counted in /metrics); SIGTERM lets
+//! a transaction in flight finish, then exits 0 with no server connection left on the
+//! member; SIGINT exits at once.
 
 mod cluster;
 
@@ -26,8 +27,12 @@ fn listener_ports() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn config(pool_size: &str, passthrough_port: u16) -> String {
+    config_keepidle(pool_size, passthrough_port, 33)
+}
+
+fn config_keepidle(pool_size: &str, passthrough_port: u16, keepidle: u32) -> String {
     format!(
-        "[general]\nshutdown_timeout = \"10s\"\n[auth]\ntype = \"trust\"\n\
+        "[general]\nshutdown_timeout = \"10s\"\ntcp_keepidle = {keepidle}\n[auth]\ntype = \"trust\"\n\
          [admin]\nhttp = \"127.0.0.1:{HTTP}\"\nadmin_users = [\"ops\"]\n\
          [[listener]]\nname = \"rw\"\naddr = \"127.0.0.1:{POOLED}\"\nrole = \"primary\"\npool_mode = \"transaction\"\n\
          pool_size = {pool_size}\nquery_wait_timeout = \"2s\"\n\
@@ -81,6 +86,25 @@ fn metric(series: &str) -> Option<f64> {
     })
 }
 
+/// (port, seconds left on its keepalive timer) of rolegate's connections on POOLED (its
+/// clients) and to `leader_port` (its servers); a connection without a keepalive timer
+/// shows as 0 seconds left.
+fn keepalive_timers(rolegate: &Proc, leader_port: u16) -> Vec<(u16, u32)> {
+    cluster::sockets::of_process(rolegate.pid())
+        .into_iter()
+        .filter_map(|c| {
+            let side = if c.local_port == POOLED {
+                POOLED
+            } else if c.peer_port == leader_port {
+                leader_port
+            } else {
+                return None;
+            };
+            Some((side, c.keepalive_left.unwrap_or(0)))
+        })
+        .collect()
+}
+
 /// `n` sessions each inside a transaction on the pooled port, all at once.
 fn hold_transactions(n: usize) -> Result<Vec<Session>, String> {
     let mut held = Vec::new();
@@ -111,7 +135,8 @@ fn left_on_member(cluster: &Cluster, leader_port: u16, pids: &[String]) -> Strin
 fn reload_applies_pool_size_live_and_rejects_invalid_files() {
     let _ports = listener_ports();
     let cluster = Cluster::start(BASE);
-    cluster.wait_healthy(Duration::from_secs(90));
+    let view = cluster.wait_healthy(Duration::from_secs(90));
+    let leader_port = view.leader().expect("leader").port;
     let name = "rolegate-reload";
     let rolegate = start(&cluster, name, 2);
     let open = Session::connect(POOLED).expect("session before reload");
@@ -125,7 +150,14 @@ fn reload_applies_pool_size_live_and_rejects_invalid_files() {
         "{err}"
     );
 
-    rewrite(&cluster, name, &config("5", PASSTHROUGH));
+    open.query("select 1").expect("query after the refusal");
+    let before = keepalive_timers(&rolegate, leader_port);
+    assert!(
+        before.iter().all(|&(_, left)| (1..=33).contains(&left)) && before.len() >= 2,
+        "tcp_keepidle 33 on the client's and the server's connection: {before:?}"
+    );
+
+    rewrite(&cluster, name, &config_keepidle("5", PASSTHROUGH, 44));
     rolegate.signal("HUP");
     wait_until("pool_size 5 in force", Duration::from_secs(10), || {
         Ok::<_, String>(config_value("listener.rw.pool_size") == "5")
@@ -134,6 +166,17 @@ fn reload_applies_pool_size_live_and_rejects_invalid_files() {
     let pools = console(POOLED, "ops", "SHOW POOLS").expect("SHOW POOLS");
     let rw = find(&pools, "database", "postgres@rw");
     assert_eq!(num(rw[0], "sv_active"), 5, "{pools:#?}");
+    // New connections, client and server, have the reloaded tcp_keepidle.
+    assert_eq!(config_value("general.tcp_keepidle"), "44s");
+    let after = keepalive_timers(&rolegate, leader_port);
+    for side in [POOLED, leader_port] {
+        assert!(
+            after
+                .iter()
+                .any(|&(p, left)| p == side && (34..=44).contains(&left)),
+            "tcp_keepidle 44 after the reload on new connections to or from {side}: {after:?}"
+        );
+    }
     drop(held);
     assert_eq!(
         open.query("select 42")
@@ -146,7 +189,7 @@ fn reload_applies_pool_size_live_and_rejects_invalid_files() {
         Some(1.0)
     );
 
-    rewrite(&cluster, name, &config("0", PASSTHROUGH));
+    rewrite(&cluster, name, &config_keepidle("0", PASSTHROUGH, 44));
     let e = console(POOLED, "ops", "RELOAD").unwrap_err();
     assert_eq!(sqlstate(&e), Some("F0000"), "{e}");
     assert!(e.contains("pool_size"), "{e}");
@@ -157,7 +200,7 @@ fn reload_applies_pool_size_live_and_rejects_invalid_files() {
     );
 
     // A new listen address needs a restart: logged, the rest applied, the port unchanged.
-    rewrite(&cluster, name, &config("3", BASE + 49));
+    rewrite(&cluster, name, &config_keepidle("3", BASE + 49, 44));
     console(POOLED, "ops", "RELOAD").expect("RELOAD with a restart-only change");
     assert_eq!(config_value("listener.rw.pool_size"), "3");
     let log = std::fs::read_to_string(cluster.dir().join(format!("{name}.log"))).unwrap();

@@ -68,6 +68,17 @@ fn try_reload(shared: &Shared, path: &Path) -> Result<String, String> {
             "reload: ended sessions on members the new settings exclude"
         );
     }
+    let tcp = crate::tcp::TcpOptions::from_config(&new.general);
+    if tcp != crate::tcp::in_force() {
+        // New server connections and, through their listening sockets, new clients;
+        // connections open now keep the options they have.
+        crate::tcp::set_in_force(tcp);
+        for l in shared.listeners() {
+            if let Some(socket) = l.socket.get().and_then(std::sync::Weak::upgrade) {
+                crate::tcp::listening_socket(&socket, &l.name);
+            }
+        }
+    }
     // Always: the auth_file may have changed even when [auth] did not.
     shared.auth.store(auth);
     shared.config.store(Some(Arc::new(new)));

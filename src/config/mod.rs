@@ -2,6 +2,7 @@
 //! and loading with whole-file validation. Imports nothing internal.
 
 pub mod admin;
+pub mod general;
 pub mod model;
 pub mod reload;
 pub mod units;
@@ -10,9 +11,10 @@ use std::collections::HashSet;
 use std::path::Path;
 
 pub use admin::AdminConfig;
+pub use general::GeneralConfig;
 pub use model::{
-    AuthConfig, AuthType, Balance, ClusterConfig, Config, DcsConfig, EtcdConfig, GeneralConfig,
-    ListenerConfig, ListenerRole, LogConfig, LogFormat, PoolMode,
+    AuthConfig, AuthType, Balance, ClusterConfig, Config, DcsConfig, EtcdConfig, ListenerConfig,
+    ListenerRole, LogConfig, LogFormat, PoolMode,
 };
 
 /// Why a config was rejected. The message names the file and the key.
@@ -125,6 +127,7 @@ fn validate(config: &Config) -> Result<(), (String, String)> {
         }
     }
     config.admin.validate()?;
+    config.general.validate()?;
     validate_auth(config)
 }
 

@@ -30,29 +30,7 @@ pub struct Config {
     pub admin: super::admin::AdminConfig,
     /// `[general]`: process-wide settings.
     #[serde(default)]
-    pub general: GeneralConfig,
-}
-
-/// `[general]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GeneralConfig {
-    /// On SIGTERM (or SHUTDOWN), how long transactions in flight may take to finish
-    /// before their clients are cut off.
-    #[serde(default = "default_shutdown_timeout")]
-    pub shutdown_timeout: Dur,
-}
-
-impl Default for GeneralConfig {
-    fn default() -> Self {
-        Self {
-            shutdown_timeout: default_shutdown_timeout(),
-        }
-    }
-}
-
-fn default_shutdown_timeout() -> Dur {
-    Dur(Duration::from_secs(30))
+    pub general: super::general::GeneralConfig,
 }
 
 /// `[auth]`, with PgBouncer's meanings.

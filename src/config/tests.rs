@@ -227,3 +227,54 @@ fn parse_errors_do_not_quote_the_line_that_may_hold_a_password() {
         .to_string();
     assert!(e.contains("line 2") && e.contains("string"), "{e}");
 }
+
+#[test]
+fn tcp_options_have_defaults_and_name_the_key_when_wrong() {
+    let c = parse("[cluster]\nscope = \"demo\"\n", "test").unwrap();
+    assert!(c.general.tcp_keepalive);
+    assert_eq!(c.general.tcp_keepidle.0, Duration::from_secs(60));
+    assert_eq!(c.general.tcp_keepintvl.0, Duration::from_secs(10));
+    assert_eq!(c.general.tcp_keepcnt, 6);
+    assert_eq!(c.general.tcp_user_timeout.0, Duration::ZERO);
+    let c = parse(
+        "[cluster]\nscope = \"d\"\n[general]\ntcp_keepalive = false\ntcp_keepidle = \"2m\"\n\
+         tcp_keepintvl = 3\ntcp_keepcnt = 4\ntcp_user_timeout = \"1500ms\"\n",
+        "test",
+    )
+    .unwrap();
+    assert!(!c.general.tcp_keepalive);
+    assert_eq!(c.general.tcp_keepidle.0, Duration::from_secs(120));
+    assert_eq!(c.general.tcp_keepintvl.0, Duration::from_secs(3));
+    assert_eq!(c.general.tcp_keepcnt, 4);
+    assert_eq!(c.general.tcp_user_timeout.0, Duration::from_millis(1500));
+
+    let general = |kv: &str| error_of(&format!("[cluster]\nscope = \"d\"\n[general]\n{kv}\n"));
+    for (kv, key, says) in [
+        (
+            "tcp_keepidle = 0",
+            "general.tcp_keepidle",
+            "from 1s to 32767s",
+        ),
+        (
+            "tcp_keepidle = \"1500ms\"",
+            "general.tcp_keepidle",
+            "whole seconds",
+        ),
+        ("tcp_keepintvl = \"10h\"", "general.tcp_keepintvl", "32767s"),
+        ("tcp_keepcnt = 0", "general.tcp_keepcnt", "from 1 to 127"),
+        ("tcp_keepcnt = 128", "general.tcp_keepcnt", "from 1 to 127"),
+        (
+            "tcp_user_timeout = \"50d\"",
+            "tcp_user_timeout",
+            "invalid duration",
+        ),
+        (
+            "tcp_user_timeout = \"1200h\"",
+            "general.tcp_user_timeout",
+            "49 days",
+        ),
+    ] {
+        let e = general(kv);
+        assert!(e.contains(key) && e.contains(says), "{kv}: {e}");
+    }
+}

@@ -204,7 +204,7 @@ impl ServerConn {
         let mut stream = TcpStream::connect((addr.host.as_str(), addr.port))
             .await
             .map_err(|e| ServerError::Connect(member.clone(), e))?;
-        let _ = stream.set_nodelay(true);
+        crate::tcp::server_connection(&stream, &member);
         let startup = startup_packet(&[("user", &login.user), ("database", &login.database)]);
         let proto = |e: std::io::Error| ServerError::Protocol(member.clone(), e.into());
         stream.write_all(&startup).await.map_err(proto)?;

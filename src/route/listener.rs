@@ -55,6 +55,8 @@ pub struct Listener {
     pub pool: Option<crate::pool::PoolSetup>,
     /// Clients, transactions, bytes, errors; read by the admin server.
     pub stats: Arc<crate::stats::ListenerStats>,
+    /// The listening socket while it accepts (a reload sets TCP options on it).
+    pub socket: std::sync::OnceLock<std::sync::Weak<TcpListener>>,
 }
 
 impl Listener {
@@ -74,6 +76,7 @@ impl Listener {
             sessions: Arc::default(),
             pool: crate::pool::PoolSetup::from_config(c),
             stats: Arc::default(),
+            socket: std::sync::OnceLock::new(),
         }
     }
 
@@ -138,7 +141,7 @@ impl Listener {
 
 /// Accepts connections forever, handing each to `handle` on its own task.
 /// Accept errors (e.g. out of file descriptors) are logged and retried after a pause.
-pub async fn accept_loop<F, Fut>(tcp: TcpListener, listener: Arc<Listener>, handle: F)
+pub async fn accept_loop<F, Fut>(tcp: Arc<TcpListener>, listener: Arc<Listener>, handle: F)
 where
     F: Fn(Arc<Listener>, TcpStream, SocketAddr) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,

@@ -167,7 +167,7 @@ async fn try_member(
         Ok(Err(e)) => return Attempt::Failed(e.to_string()),
         Err(_) => return Attempt::Failed(format!("no answer within {limit:?}")),
     };
-    let _ = stream.set_nodelay(true);
+    crate::tcp::server_connection(&stream, &addr.member);
     // Register before the final check: a publish after this point fences us, a publish
     // before it is seen by the check. Either way no byte reaches a member that left.
     let guard = listener.sessions.register(&addr.member);

@@ -174,7 +174,8 @@ fn admit(
 ) -> impl std::future::Future<Output = Result<Option<Admitted>, ProtocolError>> {
     async move {
         let (shared, listener) = (&*shared, &listener);
-        let _ = client.set_nodelay(true);
+        // TCP_NODELAY and keepalive come with the connection from the listening socket
+        // (crate::tcp).
         let (params, raw) = match first::first_packet(shared, &mut client).await? {
             First::Done => return Ok(None),
             First::Startup { params, raw } => (params, raw),

@@ -14,6 +14,7 @@ mod http;
 mod patroni;
 mod pg;
 mod rolegate;
+pub mod sockets;
 pub mod spawn;
 mod wait;
 pub mod writers;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::cluster::balance;
 use super::table::{Kind, Table};
-use crate::config::{Config, ListenerConfig};
+use crate::config::{Config, GeneralConfig, ListenerConfig};
 use crate::session::Shared;
 
 /// (key, value, default, changeable by RELOAD).
@@ -51,6 +51,7 @@ fn global(c: &Config) -> Vec<Entry> {
         ),
         ("log.level".into(), c.log.level.clone(), s("info"), false),
     ];
+    v.extend(tcp(&c.general));
     if let Some(a) = &c.auth {
         let file = a.file.as_ref().map(|p| p.display().to_string());
         v.push((
@@ -68,6 +69,37 @@ fn global(c: &Config) -> Vec<Entry> {
         ));
     }
     v
+}
+
+/// `[general] tcp_*`, all changeable (new connections get them).
+fn tcp(g: &GeneralConfig) -> Vec<Entry> {
+    let d = GeneralConfig::default();
+    [
+        (
+            "tcp_keepalive",
+            g.tcp_keepalive.to_string(),
+            d.tcp_keepalive.to_string(),
+        ),
+        ("tcp_keepidle", dur(g.tcp_keepidle.0), dur(d.tcp_keepidle.0)),
+        (
+            "tcp_keepintvl",
+            dur(g.tcp_keepintvl.0),
+            dur(d.tcp_keepintvl.0),
+        ),
+        (
+            "tcp_keepcnt",
+            g.tcp_keepcnt.to_string(),
+            d.tcp_keepcnt.to_string(),
+        ),
+        (
+            "tcp_user_timeout",
+            dur(g.tcp_user_timeout.0),
+            dur(d.tcp_user_timeout.0),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v, d)| (format!("general.{k}"), v, Some(d), true))
+    .collect()
 }
 
 // A flat table of keys, one line each before rustfmt; splitting it would not help reading.
