@@ -61,9 +61,10 @@ impl TcpOptions {
         }
     }
 
-    /// Sets all of them on `sock` (a connection, or a listening socket for the
-    /// connections it will accept).
-    pub fn apply(&self, sock: &SockRef<'_>) -> io::Result<()> {
+    /// Sets all of them on `sock` (a listening socket, for the connections it will
+    /// accept, or a connection). On a `fresh` socket, which has the kernel's defaults,
+    /// what is off is left alone: a system call less per server connection.
+    pub fn apply(&self, sock: &SockRef<'_>, fresh: bool) -> io::Result<()> {
         sock.set_tcp_nodelay(true)?;
         match self.keepalive {
             Some(k) => sock.set_tcp_keepalive(
@@ -72,7 +73,11 @@ impl TcpOptions {
                     .with_interval(k.interval)
                     .with_retries(k.count),
             )?,
+            None if fresh => {}
             None => sock.set_keepalive(false)?,
+        }
+        if fresh && self.user_timeout.is_zero() {
+            return Ok(());
         }
         let user_timeout = (!self.user_timeout.is_zero()).then_some(self.user_timeout);
         sock.set_tcp_user_timeout(user_timeout)
@@ -95,7 +100,7 @@ pub fn set_in_force(options: TcpOptions) {
 /// Sets the options in force on a server connection just made. A failure is logged and
 /// otherwise ignored: the connection works without them.
 pub fn server_connection(stream: &TcpStream, member: &str) {
-    if let Err(e) = in_force().apply(&SockRef::from(stream)) {
+    if let Err(e) = in_force().apply(&SockRef::from(stream), true) {
         tracing::warn!(member, error = %e, "could not set TCP options on a server connection");
     }
 }
@@ -103,7 +108,7 @@ pub fn server_connection(stream: &TcpStream, member: &str) {
 /// Sets the options in force on a listening socket, for the connections it accepts from
 /// now on. A failure is logged: connections work without them.
 pub fn listening_socket(socket: &tokio::net::TcpListener, listener: &str) {
-    if let Err(e) = in_force().apply(&SockRef::from(socket)) {
+    if let Err(e) = in_force().apply(&SockRef::from(socket), false) {
         tracing::warn!(listener, error = %e, "could not set TCP options on the listening socket");
     }
 }

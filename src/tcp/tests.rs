@@ -61,7 +61,7 @@ async fn accepted_connections_inherit_the_listening_sockets_options() {
         "no TCP_NODELAY before"
     );
 
-    custom().apply(&SockRef::from(&listener)).unwrap();
+    custom().apply(&SockRef::from(&listener), false).unwrap();
     let (_, accepted) = accept_one(&listener).await;
     assert_eq!(read_back(&SockRef::from(&accepted)), (true, custom()));
 
@@ -70,7 +70,7 @@ async fn accepted_connections_inherit_the_listening_sockets_options() {
         keepalive: None,
         user_timeout: Duration::ZERO,
     };
-    off.apply(&SockRef::from(&listener)).unwrap();
+    off.apply(&SockRef::from(&listener), false).unwrap();
     let (_, after) = accept_one(&listener).await;
     assert_eq!(read_back(&SockRef::from(&after)), (true, off));
     assert_eq!(read_back(&SockRef::from(&accepted)).1, custom());
@@ -84,6 +84,15 @@ async fn server_connections_get_the_options_in_force() {
     assert_eq!(in_force(), custom());
     let (server, _) = accept_one(&listener).await;
     server_connection(&server, "m1");
+    // What is off is left at the kernel's default on a new connection: still off.
+    let off = TcpOptions {
+        keepalive: None,
+        user_timeout: Duration::ZERO,
+    };
+    set_in_force(off);
+    let (plain, _) = accept_one(&listener).await;
+    server_connection(&plain, "m1");
     set_in_force(TcpOptions::DEFAULT);
     assert_eq!(read_back(&SockRef::from(&server)), (true, custom()));
+    assert_eq!(read_back(&SockRef::from(&plain)), (true, off));
 }
