@@ -10,6 +10,7 @@
 //! sets them again on the listening sockets.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
@@ -95,13 +96,28 @@ pub fn in_force() -> TcpOptions {
 /// Replaces the options new server connections get (at start and on reload).
 pub fn set_in_force(options: TcpOptions) {
     *IN_FORCE.write().unwrap_or_else(PoisonError::into_inner) = options;
+    SERVER_WARNED.store(false, Ordering::Relaxed);
 }
+
+/// Whether a server connection's options failed to set since the options in force last
+/// changed (logged once as a warning, then at debug level: a kernel that refuses one
+/// refuses it for every connection).
+static SERVER_WARNED: AtomicBool = AtomicBool::new(false);
 
 /// Sets the options in force on a server connection just made. A failure is logged and
 /// otherwise ignored: the connection works without them.
 pub fn server_connection(stream: &TcpStream, member: &str) {
     if let Err(e) = in_force().apply(&SockRef::from(stream), true) {
-        tracing::warn!(member, error = %e, "could not set TCP options on a server connection");
+        if SERVER_WARNED.swap(true, Ordering::Relaxed) {
+            tracing::debug!(member, error = %e, "could not set TCP options on a server connection");
+        } else {
+            tracing::warn!(
+                member,
+                error = %e,
+                "could not set TCP options on a server connection; connections go on \
+                 without them (further failures at debug level)"
+            );
+        }
     }
 }
 
