@@ -1,6 +1,7 @@
-//! Pool checkout and release, the pooler's per-transaction bookkeeping, against a minimal
-//! server on loopback that accepts any login (the connections are real sockets; no
-//! transaction runs on them, so what is timed is the pool alone):
+//! Pool checkout and release, the pooler's per-transaction bookkeeping, against the fake
+//! backend of the in-process tests (`tests/fake`: any login accepted; the connections are
+//! real sockets on loopback, and no transaction runs on them, so what is timed is the pool
+//! alone):
 //! - `pool/idle`: an idle connection taken and given back without waiting (the common
 //!   case: a transaction-mode client between two transactions);
 //! - `pool/checkout_future`: the same through the `checkout` future, as a client that
@@ -11,6 +12,9 @@
 //!
 //! Run: `cargo bench --bench pool`.
 
+#[path = "../tests/fake/mod.rs"]
+mod fake;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,38 +23,10 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use rolegate::auth::ServerCredentials;
 use rolegate::pool::{Login, PoolSettings, Pools, ServerPool};
 use rolegate::route::cancel::BackendAddr;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 
 /// Connections in the pool (`pool_size`).
 const POOL_SIZE: usize = 4;
-
-/// A server that answers every startup with AuthenticationOk and ReadyForQuery, then
-/// reads until the connection closes.
-async fn start_server() -> BackendAddr {
-    let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = tcp.local_addr().expect("local addr").port();
-    tokio::spawn(async move {
-        while let Ok((mut c, _)) = tcp.accept().await {
-            tokio::spawn(async move {
-                let Ok(len) = c.read_u32().await else { return };
-                let mut startup = vec![0; (len as usize).saturating_sub(4)];
-                if c.read_exact(&mut startup).await.is_err() {
-                    return;
-                }
-                let _ = c.write_all(b"R\0\0\0\x08\0\0\0\0Z\0\0\0\x05I").await;
-                let mut sink = [0u8; 64];
-                while matches!(c.read(&mut sink).await, Ok(n) if n > 0) {}
-            });
-        }
-    });
-    BackendAddr {
-        member: "pg1".into(),
-        host: "127.0.0.1".into(),
-        port,
-    }
-}
 
 fn settings() -> PoolSettings {
     PoolSettings {
@@ -73,7 +49,12 @@ fn settings() -> PoolSettings {
 /// A pool with all `POOL_SIZE` connections open and idle.
 fn warm_pool(rt: &Runtime) -> (Pools, Arc<ServerPool>) {
     rt.block_on(async {
-        let addr = start_server().await;
+        let server = fake::FakeBackend::start(1).await;
+        let addr = BackendAddr {
+            member: "pg1".into(),
+            host: server.addr.ip().to_string(),
+            port: server.addr.port(),
+        };
         let pools = Pools::new(settings());
         let login = Login {
             user: "bench".into(),
