@@ -348,6 +348,11 @@ impl ServerPool {
     /// Stops handing out connections: closes the idle ones now, the busy ones on release.
     pub fn drain(&self) {
         self.draining.store(true, Ordering::Release);
+        self.close_all_idle();
+    }
+
+    /// Closes every idle connection (taken off the list under the lock, closed after).
+    fn close_all_idle(&self) {
         for conn in self.permits.with_stock(|_, idle| std::mem::take(idle)) {
             self.close(&conn);
         }

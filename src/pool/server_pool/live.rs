@@ -38,8 +38,6 @@ impl ServerPool {
     /// unlike `drain`, the pool keeps serving with fresh connections.
     pub fn reconnect(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        for conn in self.permits.with_stock(|_, idle| std::mem::take(idle)) {
-            self.close(&conn);
-        }
+        self.close_all_idle();
     }
 }
