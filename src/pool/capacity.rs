@@ -62,9 +62,15 @@ struct Waiter {
 }
 
 impl<T> State<T> {
-    /// Counts a permit out if one is free (with a waiter queued, none is).
+    /// Whether a permit is free (with a waiter queued, none is: a permit given back goes
+    /// to the oldest waiter at once).
+    fn has_room(&self) -> bool {
+        self.out < self.size
+    }
+
+    /// Counts a permit out if one is free.
     fn take(&mut self) -> bool {
-        let free = self.out < self.size;
+        let free = self.has_room();
         if free {
             self.out += 1;
         }
@@ -81,7 +87,7 @@ impl<T> State<T> {
     /// Grants a permit to the oldest waiter if there is room; its waker, to wake once the
     /// lock is released.
     fn grant_one(&mut self) -> Option<Waker> {
-        if self.out >= self.size {
+        if !self.has_room() {
             return None;
         }
         let w = self.queue.pop_front()?;
@@ -173,7 +179,7 @@ impl<T: Send + 'static> Capacity<T> {
     /// but not wrapped; [`put`](Self::put) gives it back.
     pub fn try_take(&self, pick: impl FnOnce(&mut Vec<T>) -> Option<T>) -> Option<T> {
         let mut s = self.lock();
-        if s.out >= s.size {
+        if !s.has_room() {
             return None;
         }
         let taken = pick(&mut s.stock)?;
